@@ -1,0 +1,44 @@
+# Two entry points: `make app` (set up, then serve the app on the built-in demo) and
+# `make test` (set up, then run lint and the whole test suite). Both create .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 5006
+
+.PHONY: setup app test test-fast test-ui lint browser clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# torch first: the pinned CPU wheel, so the project's range does not pull a CUDA build
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[app,notebooks,test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+app: setup
+	$(BIN)/panel serve app/ --port $(PORT) --num-procs 1
+
+# Headless Chromium for the browser tests (Debian package; Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found: install it (e.g. sudo apt-get install chromium) for the ui tests"; fi; }
+
+lint: setup
+	$(BIN)/ruff check rstn_core app tests benchmarks
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not ui"
+
+test-ui: setup browser
+	$(BIN)/python -m pytest -m ui
+
+test: lint test-fast test-ui
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

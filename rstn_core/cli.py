@@ -1,0 +1,56 @@
+"""The ``rstn`` command line: one entry point, one module per subcommand.
+
+Each module in :mod:`rstn_core.commands` provides ``HELP`` (one line), ``DESCRIPTION``,
+``add_arguments(parser)`` and ``run(args) -> int``; heavy imports happen inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from rstn_core import __version__
+from rstn_core.errors import RstnError
+
+# subcommand name -> module; order is the order shown in --help
+COMMANDS: dict[str, str] = {
+    "phantoms": "rstn_core.commands.phantoms",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rstn",
+        description="RSTN Studio: train, run and evaluate the Recurrent Saliency Transformation Network "
+        "(Yu et al., CVPR 2018) for small-organ segmentation in abdominal CT.",
+    )
+    parser.add_argument("--version", action="version", version=f"rstn-studio {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except RstnError as exc:
+        print(f"rstn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rstn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

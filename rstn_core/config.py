@@ -1,0 +1,210 @@
+"""Frozen configuration dataclasses, one per concern, validated on creation.
+
+Every configuration round-trips through plain dicts (``to_dict`` / ``from_dict``) so it can be
+stored beside the weights in a checkpoint or bundle and read back without executing code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="_Config")
+
+SALIENCY_VARIANTS = ("1x1", "3x3", "5x5", "3x3-3x3", "3x3-5x5")
+
+# Named model sizes (SPEC §2.1). ``width`` multiplies every VGG16 / fc channel count.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"width": 1.0, "input_downsample": 1},
+    "cpu-small": {"width": 0.0625, "input_downsample": 1},
+    "tiny": {"width": 0.03125, "input_downsample": 1},
+}
+
+
+class _Config:
+    """Mixin: dict round trip with unknown-key rejection."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(names)}")
+        kwargs = {}
+        for key, value in data.items():
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**kwargs)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig(_Config):
+    """How CT intensities and targets are prepared (SPEC §1.2, §1.4).
+
+    ``target_labels``: label ids that make up the target organ (target = label in ids).
+    ``hu_min``/``hu_max``: HU window clipped and scaled to [0, 1].
+    ``drop_smallest_fraction``: fraction of target-containing slices with the smallest
+    target area left out of training sampling (0.02 in the paper's code).
+    ``spacing``: optional (R, A, S) resampling spacing in mm; ``None`` keeps native spacing.
+    """
+
+    target_labels: tuple[int, ...] = (1,)
+    hu_min: float = -100.0
+    hu_max: float = 240.0
+    drop_smallest_fraction: float = 0.02
+    spacing: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        _check(len(self.target_labels) > 0, "DataConfig.target_labels must name at least one label id")
+        _check(all(int(t) > 0 for t in self.target_labels),
+               f"DataConfig.target_labels must be positive label ids, got {self.target_labels}")
+        _check(self.hu_max > self.hu_min, f"DataConfig: hu_max ({self.hu_max}) must exceed hu_min ({self.hu_min})")
+        _check(0.0 <= self.drop_smallest_fraction < 1.0,
+               f"DataConfig.drop_smallest_fraction must be in [0, 1), got {self.drop_smallest_fraction}")
+        if self.spacing is not None:
+            _check(len(self.spacing) == 3 and all(s > 0 for s in self.spacing),
+                   f"DataConfig.spacing must be three positive numbers, got {self.spacing}")
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Network shapes (SPEC §2.1–2.2).
+
+    ``width``: channel multiplier on VGG16/fc (1.0 = the paper's FCN-8s).
+    ``saliency``: one of ``SALIENCY_VARIANTS`` (default ``3x3-3x3``, the paper's best).
+    ``input_downsample``: integer factor the slices are down-sampled by before the network
+    (1 = none); outputs are up-sampled back.
+    """
+
+    preset: str = "paper"
+    width: float = 1.0
+    saliency: str = "3x3-3x3"
+    input_downsample: int = 1
+    dropout: float = 0.5
+    saliency_bias: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.width <= 1.0, f"ModelConfig.width must be in (0, 1], got {self.width}")
+        _check(self.saliency in SALIENCY_VARIANTS,
+               f"ModelConfig.saliency must be one of {SALIENCY_VARIANTS}, got {self.saliency!r}")
+        _check(int(self.input_downsample) >= 1,
+               f"ModelConfig.input_downsample must be >= 1, got {self.input_downsample}")
+        _check(0.0 <= self.dropout < 1.0, f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> ModelConfig:
+        if name not in MODEL_PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; known: {sorted(MODEL_PRESETS)}")
+        return cls(preset=name, **{**MODEL_PRESETS[name], **overrides})
+
+
+@dataclass(frozen=True)
+class InferenceConfig(_Config):
+    """Algorithm 1 settings (SPEC §4).
+
+    ``fusion``: ``"mean"`` (average view probabilities) or ``"vote"`` (majority of view masks).
+    ``saliency_source``: ``"fused"`` (released code) or ``"view"`` (the paper's per-view P).
+    """
+
+    fusion: str = "mean"
+    saliency_source: str = "fused"
+    postprocess: bool = True
+    threshold: float = 0.5
+    max_rounds: int = 10
+    stop_dsc: float = 0.99
+    margin: int = 20
+    oracle: bool = False
+    batch_size: int = 8
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.fusion in ("mean", "vote"), f"InferenceConfig.fusion must be 'mean' or 'vote', got {self.fusion!r}")
+        _check(self.saliency_source in ("fused", "view"),
+               f"InferenceConfig.saliency_source must be 'fused' or 'view', got {self.saliency_source!r}")
+        _check(0.0 < self.threshold < 1.0, f"InferenceConfig.threshold must be in (0, 1), got {self.threshold}")
+        _check(self.max_rounds >= 0, f"InferenceConfig.max_rounds must be >= 0, got {self.max_rounds}")
+        _check(0.0 < self.stop_dsc <= 1.0, f"InferenceConfig.stop_dsc must be in (0, 1], got {self.stop_dsc}")
+        _check(self.margin >= 0, f"InferenceConfig.margin must be >= 0, got {self.margin}")
+        _check(self.batch_size >= 1, f"InferenceConfig.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class StageConfig(_Config):
+    """One named training stage (SPEC §3): ``S``, ``I`` or ``J`` for RSTN; ``coarse``/``fine`` for C2F."""
+
+    name: str
+    iterations: int
+    lr_halve_every: int = 0  # 0 = constant learning rate
+
+    def __post_init__(self) -> None:
+        _check(self.name in ("S", "I", "J", "coarse", "fine"),
+               f"StageConfig.name must be one of S, I, J, coarse, fine; got {self.name!r}")
+        _check(self.iterations >= 0, f"StageConfig {self.name}: iterations must be >= 0, got {self.iterations}")
+        _check(self.lr_halve_every >= 0, f"StageConfig {self.name}: lr_halve_every must be >= 0")
+
+
+def _paper_stages() -> tuple[StageConfig, ...]:
+    return (StageConfig("S", 10_000), StageConfig("I", 30_000), StageConfig("J", 40_000, lr_halve_every=10_000))
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Training recipe (SPEC §2.3–2.4, §3). Defaults are the paper's reference schedule.
+
+    ``stages`` is stored as a tuple of dicts in ``to_dict`` output; ``from_dict`` rebuilds them.
+    """
+
+    method: str = "rstn"
+    stages: tuple[StageConfig, ...] = field(default_factory=_paper_stages)
+    optimizer: str = "sgd"
+    lr: float = 1e-5  # theta_C; theta_F and eta get lr * fine_lr_factor
+    fine_lr_factor: float = 10.0
+    momentum: float = 0.99
+    weight_decay: float = 5e-4
+    unroll: int = 1  # T
+    margin: int = 20  # K
+    jitter_prob: float = 0.5
+    batch_size: int = 1
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 10
+    amp: bool = True
+    convergence_check: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.method in ("rstn", "c2f"), f"TrainConfig.method must be 'rstn' or 'c2f', got {self.method!r}")
+        _check(self.optimizer in ("sgd", "adam"), f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        _check(self.lr > 0, f"TrainConfig.lr must be > 0, got {self.lr}")
+        _check(self.unroll >= 1, f"TrainConfig.unroll (T) must be >= 1, got {self.unroll}")
+        _check(self.margin >= 0, f"TrainConfig.margin must be >= 0, got {self.margin}")
+        _check(0.0 <= self.jitter_prob <= 1.0, f"TrainConfig.jitter_prob must be in [0, 1], got {self.jitter_prob}")
+        _check(self.batch_size >= 1, f"TrainConfig.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.checkpoint_every >= 1, f"TrainConfig.checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        _check(len(self.stages) > 0, "TrainConfig.stages must not be empty")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["stages"] = [s.to_dict() for s in self.stages]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        if "stages" in data:
+            data["stages"] = tuple(s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in data["stages"])
+        return super().from_dict(data)  # type: ignore[return-value]
