@@ -188,7 +188,8 @@ class TrainConfig(_Config):
 
     def __post_init__(self) -> None:
         _check(self.method in ("rstn", "c2f"), f"TrainConfig.method must be 'rstn' or 'c2f', got {self.method!r}")
-        _check(self.optimizer in ("sgd", "adam"), f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        _check(self.optimizer in ("sgd", "adam"),
+               f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         _check(self.lr > 0, f"TrainConfig.lr must be > 0, got {self.lr}")
         _check(self.unroll >= 1, f"TrainConfig.unroll (T) must be >= 1, got {self.unroll}")
         _check(self.margin >= 0, f"TrainConfig.margin must be >= 0, got {self.margin}")
@@ -206,5 +207,7 @@ class TrainConfig(_Config):
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
         if "stages" in data:
-            data["stages"] = tuple(s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in data["stages"])
+            data["stages"] = tuple(
+                s if isinstance(s, StageConfig) else StageConfig.from_dict(s) for s in data["stages"]
+            )
         return super().from_dict(data)  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-class View(str, enum.Enum):
+class View(enum.StrEnum):
     """The three anatomical views; each has its own networks (SPEC §1.3)."""
 
     AXIAL = "axial"  # slices along S (canonical axis 2)
