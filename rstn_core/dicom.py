@@ -1,0 +1,292 @@
+"""DICOM CT series in and out (SPEC §1.1).
+
+Reading: every slice of one series under a folder (searched recursively, as TCIA nests
+``PANCREAS_0001/<study>/<series>/*.dcm``), ordered by ImagePositionPatient projected on the slice
+normal (never by InstanceNumber), with RescaleSlope/RescaleIntercept applied explicitly.
+
+Array frame of a series (the "input frame" for DICOM): ``(i, j, k)`` = (column, row, slice), i.e.
+``data[i, j, k] = pixel_array_of_slice_k[j, i]``. The affine maps ``(i, j, k)`` to RAS mm
+(DICOM patient coordinates are LPS; the first two world axes are negated).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rstn_core.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+# Positions closer than this (mm) along the normal are duplicates; spacings must agree within this
+# fraction of the median step.
+_DUPLICATE_MM = 1e-3
+_SPACING_RTOL = 0.01
+
+
+@dataclass(frozen=True)
+class _SliceHeader:
+    path: Path
+    series_uid: str
+    rows: int
+    columns: int
+    orientation: np.ndarray  # (6,) ImageOrientationPatient
+    position: np.ndarray  # (3,) ImagePositionPatient, LPS mm
+    pixel_spacing: np.ndarray  # (2,) (between rows, between columns) mm
+
+
+def _short(paths: list[Path], limit: int = 6) -> str:
+    names = [p.name for p in paths[:limit]]
+    more = f" (+{len(paths) - limit} more)" if len(paths) > limit else ""
+    return ", ".join(names) + more
+
+
+def _read_header(path: Path) -> _SliceHeader | None:
+    """Header of one CT image slice, or None when ``path`` is not a usable DICOM image."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
+        return None
+    needed = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns")
+    if not all(name in ds for name in needed):
+        return None
+    modality = str(ds.get("Modality", "CT"))
+    if modality != "CT":
+        logger.debug("skipping %s: modality %s", path, modality)
+        return None
+    return _SliceHeader(
+        path=path,
+        series_uid=str(ds.get("SeriesInstanceUID", "")),
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        orientation=np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=np.float64),
+        position=np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=np.float64),
+        pixel_spacing=np.asarray([float(v) for v in ds.PixelSpacing], dtype=np.float64),
+    )
+
+
+def list_series(folder: str | Path) -> dict[str, list[Path]]:
+    """SeriesInstanceUID -> files of the CT image slices found under ``folder`` (recursively)."""
+    folder = Path(folder)
+    series: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        header = _read_header(path)
+        if header is not None:
+            series[header.series_uid].append(path)
+    return dict(series)
+
+
+def _choose_series(folder: Path, headers: list[_SliceHeader], series_uid: str | None) -> list[_SliceHeader]:
+    groups: dict[str, list[_SliceHeader]] = defaultdict(list)
+    for h in headers:
+        groups[h.series_uid].append(h)
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise DataError(f"{folder}: no CT series with SeriesInstanceUID {series_uid}; found {sorted(groups)}")
+        return groups[series_uid]
+    if len(groups) == 1:
+        return next(iter(groups.values()))
+    sizes = sorted(((len(v), k) for k, v in groups.items()), reverse=True)
+    if sizes[0][0] == sizes[1][0]:
+        listing = ", ".join(f"{uid} ({n} slices)" for n, uid in sizes)
+        raise DataError(f"{folder}: several CT series of the same size, cannot choose; pass series_uid. "
+                        f"Found: {listing}")
+    logger.warning("%s holds %d CT series; using the largest, %s (%d slices)", folder, len(groups),
+                   sizes[0][1], sizes[0][0])
+    return groups[sizes[0][1]]
+
+
+def _order_and_check(folder: Path, headers: list[_SliceHeader]) -> tuple[list[_SliceHeader], float, np.ndarray]:
+    """Sort slices along the normal; refuse mixed sizes, duplicates, gaps, uneven spacing.
+
+    Returns (ordered headers, step along the normal in mm, unit normal (3,) LPS).
+    """
+    sizes = defaultdict(list)
+    for h in headers:
+        sizes[(h.rows, h.columns)].append(h.path)
+    if len(sizes) > 1:
+        detail = "; ".join(f"{r}x{c}: {_short(p)}" for (r, c), p in sorted(sizes.items()))
+        raise DataError(f"{folder}: the series mixes slice sizes (rows x columns): {detail}")
+    first = headers[0]
+    for h in headers[1:]:
+        if not np.allclose(h.orientation, first.orientation, atol=1e-4):
+            raise DataError(f"{folder}: slices {first.path.name} and {h.path.name} have different "
+                            f"ImageOrientationPatient {first.orientation.tolist()} vs {h.orientation.tolist()}")
+        if not np.allclose(h.pixel_spacing, first.pixel_spacing, atol=1e-4):
+            raise DataError(f"{folder}: slices {first.path.name} and {h.path.name} have different PixelSpacing "
+                            f"{first.pixel_spacing.tolist()} vs {h.pixel_spacing.tolist()}")
+    if len(headers) < 2:
+        raise DataError(f"{folder}: the CT series has a single slice ({first.path.name}); a 3D volume is needed")
+    row_cos, col_cos = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(row_cos, col_cos)
+    normal /= np.linalg.norm(normal)
+    distances = np.asarray([float(h.position @ normal) for h in headers])
+    order = np.argsort(distances, kind="stable")
+    ordered = [headers[i] for i in order]
+    d = distances[order]
+    steps = np.diff(d)
+    dup = np.flatnonzero(steps < _DUPLICATE_MM)
+    if dup.size:
+        pairs = "; ".join(f"{ordered[i].path.name} and {ordered[i + 1].path.name} at {d[i]:.3f} mm" for i in dup[:5])
+        raise DataError(f"{folder}: duplicated slice positions along the normal: {pairs}")
+    step = float(np.median(steps))
+    bad = np.flatnonzero(np.abs(steps - step) > _SPACING_RTOL * step)
+    if bad.size:
+        details = []
+        for i in bad[:5]:
+            ratio = steps[i] / step
+            kind = f"gap of {ratio:.1f} slices (missing slice?)" if ratio > 1.5 else "uneven spacing"
+            details.append(f"{kind} between {ordered[i].path.name} ({d[i]:.3f} mm) and "
+                           f"{ordered[i + 1].path.name} ({d[i + 1]:.3f} mm), step {steps[i]:.3f} mm")
+        raise DataError(f"{folder}: slices are not evenly spaced (usual step {step:.3f} mm): " + "; ".join(details))
+    return ordered, step, normal
+
+
+def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CT series under ``folder`` (recursively).
+
+    Returns ``(hu (I, J, K) float32, affine (4, 4) float64 voxel -> RAS mm)`` in the series' own
+    array frame (see module docstring); canonicalisation happens in :mod:`rstn_core.io`.
+    When several series are present, ``series_uid`` picks one; otherwise the largest is used
+    (a tie is refused).
+    """
+    import pydicom
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"DICOM folder {folder} does not exist")
+    headers = [h for p in sorted(q for q in folder.rglob("*") if q.is_file()) if (h := _read_header(p))]
+    if not headers:
+        raise DataError(f"{folder}: no CT image slices found (no readable DICOM files with modality CT and "
+                        "image position/orientation)")
+    headers = _choose_series(folder, headers, series_uid)
+    ordered, step, normal = _order_and_check(folder, headers)
+    first = ordered[0]
+    volume = np.empty((first.columns, first.rows, len(ordered)), dtype=np.float32)
+    for k, h in enumerate(ordered):
+        try:
+            ds = pydicom.dcmread(h.path)
+            stored = ds.pixel_array
+        except Exception as exc:  # pydicom raises many types for damaged/compressed pixel data
+            raise DataError(f"{h.path}: cannot decode the pixel data ({type(exc).__name__}: {exc})") from exc
+        if stored.shape != (h.rows, h.columns):
+            raise DataError(f"{h.path}: pixel data of shape {stored.shape}, expected {(h.rows, h.columns)}")
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        volume[:, :, k] = (stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
+    row_cos, col_cos = first.orientation[:3], first.orientation[3:]
+    spacing_between_rows, spacing_between_cols = first.pixel_spacing
+    affine_lps = np.eye(4)
+    affine_lps[:3, 0] = row_cos * spacing_between_cols  # i: along a row (column index)
+    affine_lps[:3, 1] = col_cos * spacing_between_rows  # j: down a column (row index)
+    if len(ordered) > 1:
+        affine_lps[:3, 2] = (ordered[-1].position - first.position) / (len(ordered) - 1)
+    else:
+        affine_lps[:3, 2] = normal * step
+    affine_lps[:3, 3] = first.position
+    logger.info("read DICOM series %s: %d slices of %dx%d from %s", first.series_uid, len(ordered),
+                first.rows, first.columns, folder)
+    return volume, LPS_TO_RAS @ affine_lps
+
+
+def write_dicom_series(
+    hu: np.ndarray,
+    affine: np.ndarray,
+    folder: str | Path,
+    intercept: float = -1024.0,
+    slope: float = 1.0,
+    series_uid: str | None = None,
+    patient_id: str = "ANONYMOUS",
+    rng: np.random.Generator | None = None,
+) -> list[Path]:
+    """Write a (X, Y, Z) HU volume with its voxel -> RAS ``affine`` as a CT series, one file per k slice.
+
+    Stored values are ``round((hu - intercept) / slope)`` as uint16 (or int16 when negative);
+    Explicit VR Little Endian, SOP class CT Image Storage. ``rng`` shuffles the file names and
+    InstanceNumbers (to test that readers order by position). Returns the written paths in k order.
+    The volume's third axis must be along the slice normal of the first two (no shear).
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    hu = np.asarray(hu)
+    if hu.ndim != 3:
+        raise DataError(f"write_dicom_series needs a 3D (X, Y, Z) volume, got shape {hu.shape}")
+    if slope == 0:
+        raise DataError("write_dicom_series: slope must be non-zero")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    a = LPS_TO_RAS @ np.asarray(affine, dtype=np.float64)
+    sx, sy = np.linalg.norm(a[:3, 0]), np.linalg.norm(a[:3, 1])
+    row_cos, col_cos = a[:3, 0] / sx, a[:3, 1] / sy
+    normal = np.cross(row_cos, col_cos)
+    if abs(abs(float(normal @ a[:3, 2])) - np.linalg.norm(a[:3, 2])) > 1e-4 * np.linalg.norm(a[:3, 2]) or \
+            float(normal @ a[:3, 2]) <= 0:
+        raise DataError(f"write_dicom_series: the third axis of the affine must follow the slice normal "
+                        f"{normal.tolist()}, got {a[:3, 2].tolist()} (LPS)")
+    stored = np.rint((hu.astype(np.float64) - intercept) / slope)
+    signed = stored.min() < 0
+    dtype = np.int16 if signed else np.uint16
+    info = np.iinfo(dtype)
+    if stored.min() < info.min or stored.max() > info.max:
+        raise DataError(f"write_dicom_series: stored values {stored.min()}..{stored.max()} do not fit {dtype.__name__}"
+                        f" with intercept {intercept} and slope {slope}")
+    stored = stored.astype(dtype)
+    nx, ny, nz = hu.shape
+    series_uid = series_uid or generate_uid()
+    study_uid = generate_uid()
+    frame_uid = generate_uid()
+    numbers = rng.permutation(nz) if rng is not None else np.arange(nz)
+    paths = []
+    for k in range(nz):
+        sop_uid = generate_uid()
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+        meta.MediaStorageSOPInstanceUID = sop_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = CT_IMAGE_STORAGE
+        ds.SOPInstanceUID = sop_uid
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = frame_uid
+        ds.Modality = "CT"
+        ds.PatientID = patient_id
+        ds.PatientName = patient_id
+        ds.SeriesNumber = 1
+        ds.InstanceNumber = int(numbers[k]) + 1
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        position = a[:3, 3] + k * a[:3, 2]
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in position]
+        ds.ImageOrientationPatient = [f"{v:.8f}" for v in np.concatenate([row_cos, col_cos])]
+        ds.PixelSpacing = [f"{sy:.6f}", f"{sx:.6f}"]  # (between rows, between columns)
+        ds.SliceThickness = f"{np.linalg.norm(a[:3, 2]):.6f}"
+        ds.SliceLocation = f"{float(position @ normal):.6f}"
+        ds.RescaleIntercept = f"{intercept:g}"
+        ds.RescaleSlope = f"{slope:g}"
+        ds.RescaleType = "HU"
+        ds.Rows, ds.Columns = ny, nx
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = 16
+        ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1 if signed else 0
+        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()  # (rows=Y, columns=X)
+        path = folder / f"slice_{int(numbers[k]):05d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    logger.info("wrote DICOM series %s: %d slices to %s", series_uid, nz, folder)
+    return paths
