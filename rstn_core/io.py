@@ -143,8 +143,9 @@ def load_label_map(path: str | Path, like: Volume) -> np.ndarray:
     if not np.isfinite(canonical).all():
         raise DataError(f"label {path}: non-finite values in the label map")
     rounded = np.rint(canonical)
-    if not np.array_equal(rounded, canonical):
-        bad = canonical[rounded != canonical][:5]
+    off = np.abs(rounded - canonical) > 1e-3  # tolerate float noise from NIfTI scaling
+    if off.any():
+        bad = canonical[off][:5]
         raise DataError(f"label {path}: non-integer label values, e.g. {bad.tolist()}")
     lo, hi = (float(rounded.min()), float(rounded.max())) if rounded.size else (0.0, 0.0)
     if lo < 0:

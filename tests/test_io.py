@@ -209,3 +209,15 @@ def test_to_input_frame_refuses_wrong_shape(perm, write_nifti):
     volume = io.load_volume(write_nifti("ct.nii.gz", ramp(), oriented_affine(perm, (1, -1, 1))))
     with pytest.raises(DataError, match="input shape"):
         io.to_input_frame(np.zeros((3, 4, 5)), volume.orientation)
+
+
+def test_non_integer_or_negative_labels_are_refused(write_nifti):
+    image = write_nifti("ct.nii.gz", ramp())
+    half = np.zeros(SHAPE, np.float32)
+    half[1, 1, 1] = 1.5
+    with pytest.raises(DataError, match=r"non-integer label values.*1\.5"):
+        io.load_case(image, write_nifti("half.nii.gz", half))
+    negative = np.zeros(SHAPE, np.int16)
+    negative[1, 1, 1] = -2
+    with pytest.raises(DataError, match="negative label value -2"):
+        io.load_case(image, write_nifti("neg.nii.gz", negative))
