@@ -119,6 +119,8 @@ class InferenceConfig(_Config):
 
     ``fusion``: ``"mean"`` (average view probabilities) or ``"vote"`` (majority of view masks).
     ``saliency_source``: ``"fused"`` (released code) or ``"view"`` (the paper's per-view P).
+    ``batch_size``: windows (and equal-size fine crops) per network call.
+    ``amp``: autocast mixed precision on CUDA (ignored on the CPU).
     """
 
     fusion: str = "mean"
@@ -131,8 +133,14 @@ class InferenceConfig(_Config):
     oracle: bool = False
     batch_size: int = 8
     amp: bool = True
+    view_prob_dtype: str = "float16"  # storage of RoundState.view_probs ("float16" or "float32")
+    min_component_fraction: float = 0.5  # post-processing: keep components >= this x the largest
 
     def __post_init__(self) -> None:
+        _check(self.view_prob_dtype in ("float16", "float32"),
+               f"InferenceConfig.view_prob_dtype must be 'float16' or 'float32', got {self.view_prob_dtype!r}")
+        _check(0.0 <= self.min_component_fraction <= 1.0,
+               f"InferenceConfig.min_component_fraction must be in [0, 1], got {self.min_component_fraction}")
         _check(self.fusion in ("mean", "vote"), f"InferenceConfig.fusion must be 'mean' or 'vote', got {self.fusion!r}")
         _check(self.saliency_source in ("fused", "view"),
                f"InferenceConfig.saliency_source must be 'fused' or 'view', got {self.saliency_source!r}")
@@ -185,6 +193,7 @@ class TrainConfig(_Config):
     log_every: int = 10
     amp: bool = True
     convergence_check: bool = True
+    max_restarts: int = 3  # stage S restarts allowed when the convergence check fails
 
     def __post_init__(self) -> None:
         _check(self.method in ("rstn", "c2f"), f"TrainConfig.method must be 'rstn' or 'c2f', got {self.method!r}")
@@ -197,6 +206,7 @@ class TrainConfig(_Config):
         _check(self.batch_size >= 1, f"TrainConfig.batch_size must be >= 1, got {self.batch_size}")
         _check(self.checkpoint_every >= 1, f"TrainConfig.checkpoint_every must be >= 1, got {self.checkpoint_every}")
         _check(len(self.stages) > 0, "TrainConfig.stages must not be empty")
+        _check(self.max_restarts >= 0, f"TrainConfig.max_restarts must be >= 0, got {self.max_restarts}")
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

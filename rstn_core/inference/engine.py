@@ -1,0 +1,300 @@
+"""The stepwise RSTN inference engine (Algorithm 1, SPEC §4; STYLE habits 4 and 5).
+
+Like Segment Anything's predictor, the expensive step (round 0: coarse nets on every window of
+every view) runs once in :meth:`RSTNEngine.start`, then the cheap step (:meth:`RSTNEngine.step`:
+saliency g(P) -> crop -> fine net -> uncrop -> fusion -> components) is repeated, each output
+feeding the next. The engine holds only immutable things (models in eval mode, configs, device);
+every result is returned as a :class:`RoundState`, so one engine serves many sessions at once.
+
+Data flow per view (frames in brackets)::
+
+    HU (X, Y, Z) -> view stack (L, H, W) -> batch_size windows (n, 3, H, W) -> normalise [0, 1]
+    round 0:  coarse(x) -> sigmoid -> average windows -> (L, H, W) -> canonical (X, Y, Z)
+    round t:  windows touching the reference mask; I = x * g(P_{t-1}) (n, 3, H, W);
+              crop each window to its own box (n, 3, h, w), batched by equal size; refine;
+              sigmoid; paste back (outside the box: sigmoid(BACKGROUND_LOGIT) ~ 1e-13, stored as 0)
+    fuse views -> threshold -> (rounds >= 1) keep large components -> Z_t
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+
+from rstn_core.config import DataConfig, InferenceConfig
+from rstn_core.errors import DataError, RstnError
+from rstn_core.evaluation.metrics import dsc
+from rstn_core.geometry import crop, crop_box
+from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
+from rstn_core.inference.fusion import fuse_views
+from rstn_core.inference.postprocess import keep_large_components
+from rstn_core.inference.protocol import ViewModel
+from rstn_core.inference.state import (
+    STOP_CONVERGED,
+    STOP_EMPTY_COARSE,
+    STOP_EMPTY_MASK,
+    STOP_MAX_ROUNDS,
+    RoundState,
+    SaliencyView,
+)
+from rstn_core.intensity import normalize_hu
+from rstn_core.types import ALL_VIEWS, BBox, Case, View
+from rstn_core.views import centers_touching, from_view, make_windows, to_view
+
+log = logging.getLogger(__name__)
+
+MIN_CT_SIZE = 3  # every axis must hold at least one full 3-slice window
+
+
+class RSTNEngine:
+    """Algorithm 1 over explicit state: ``start(case)``, ``step(case, state)``, ``iterate``, ``run``.
+
+    ``models``: view -> :class:`ViewModel` (a subset of the three views is fine). ``data_config``:
+    the HU window the models were trained with. ``config``: :class:`InferenceConfig`.
+    ``device``: torch device for the networks (arrays stay on the CPU between rounds).
+    """
+
+    def __init__(
+        self,
+        models: Mapping[View | str, ViewModel],
+        data_config: DataConfig,
+        config: InferenceConfig | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not models:
+            raise RstnError("the engine needs a model for at least one view, got none")
+        parsed: dict[View, ViewModel] = {}
+        for key, model in models.items():
+            try:
+                view = View.parse(key)
+            except ValueError as exc:
+                raise RstnError(str(exc)) from None
+            for name in ("coarse", "saliency", "refine"):
+                if not callable(getattr(model, name, None)):
+                    raise RstnError(f"the model for view {view.value!r} has no {name}() method: {type(model).__name__}")
+            parsed[view] = model
+        self.device = torch.device(device)
+        for model in parsed.values():
+            if isinstance(model, torch.nn.Module):
+                model.to(self.device)
+                model.eval()
+        flags = {bool(getattr(m, "uses_saliency", True)) for m in parsed.values()}
+        if len(flags) > 1:
+            raise RstnError("the views' models disagree on uses_saliency (RSTN and C2F models mixed)")
+        self.uses_saliency: bool = flags.pop()
+        self.views: tuple[View, ...] = tuple(v for v in ALL_VIEWS if v in parsed)
+        self.models: Mapping[View, ViewModel] = MappingProxyType(parsed)
+        self.data_config = data_config
+        self.config = config or InferenceConfig()
+
+    @classmethod
+    def from_bundle(cls, bundle: Any, config: InferenceConfig | None = None, device: str | torch.device = "cpu"):
+        """An engine over a :class:`rstn_core.models.bundle.ModelBundle`.
+
+        Without ``config``, C2F bundles fuse views by majority vote (Zhou et al.), RSTN by the mean.
+        """
+        if config is None:
+            config = InferenceConfig(fusion="vote") if str(bundle.method).lower() == "c2f" else InferenceConfig()
+        return cls(bundle.models, bundle.data_config, config, device)
+
+    def with_config(self, **changes: Any) -> RSTNEngine:
+        """A new engine sharing these models with some :class:`InferenceConfig` fields changed."""
+        return RSTNEngine(dict(self.models), self.data_config, self.config.replace(**changes), self.device)
+
+    # ------------------------------------------------------------------ public steps
+    def start(self, case: Case) -> RoundState:
+        """Round 0: coarse nets on every window of each view, average, fuse, threshold -> Z_0."""
+        t0 = time.perf_counter()
+        self.check_case(case)
+        lo, hi = float(case.image.data.min()), float(case.image.data.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo == hi:
+            raise DataError(f"CT {case.image.source or case.case_id!r} is empty: its values span [{lo}, {hi}] HU")
+        probs: dict[View, np.ndarray] = {}
+        with self._no_grad():
+            for view in self.views:
+                probs[view] = self._coarse_view(case.image.data, view)
+        return self._finish(case, 0, probs, {v: {} for v in self.views}, None, t0)
+
+    def step(self, case: Case, state: RoundState) -> RoundState:
+        """Round t = state.round + 1: saliency, crop from the previous fused mask (or the ground
+        truth in oracle mode), fine nets on the windows touching it, fuse, post-process -> Z_t."""
+        t0 = time.perf_counter()
+        self.check_case(case)
+        reference = self._reference_mask(case, state)
+        probs: dict[View, np.ndarray] = {}
+        boxes: dict[View, dict[int, BBox | None]] = {}
+        with self._no_grad():
+            for view in self.views:
+                probs[view], boxes[view] = self._fine_view(case.image.data, view, state, reference)
+        return self._finish(case, state.round + 1, probs, boxes, state, t0)
+
+    def iterate(self, case: Case) -> Iterator[RoundState]:
+        """Yield round 0, 1, ... until the stop rule (converged, max rounds or an empty mask)."""
+        state = self.start(case)
+        yield state
+        while state.stopped is None:
+            state = self.step(case, state)
+            yield state
+
+    def run(self, case: Case) -> RoundState:
+        """The final state of :meth:`iterate` (keeps at most two states in memory)."""
+        final = None
+        for state in self.iterate(case):
+            final = state
+        return final  # type: ignore[return-value]
+
+    def saliency_view(self, case: Case, state: RoundState, view: View | str, slice_index: int) -> SaliencyView:
+        """What round ``state.round + 1`` feeds the fine net of ``view`` for the window centred on
+        ``slice_index``: recomputed on demand from ``state`` (SPEC §4), identical to :meth:`step`."""
+        view = View.parse(view)
+        if view not in self.models:
+            raise RstnError(f"no model for view {view.value!r}; this engine has {[v.value for v in self.views]}")
+        self.check_case(case)
+        hu_stack = to_view(case.image.data, view)  # (L, H, W)
+        if not 0 <= int(slice_index) < hu_stack.shape[0]:
+            raise RstnError(f"slice {slice_index} outside the {view.value} view's 0..{hu_stack.shape[0] - 1}")
+        centre = [int(slice_index)]
+        ref_stack = to_view(self._reference_mask(case, state), view)
+        box = crop_box(make_windows(ref_stack, centre)[0], self.config.margin)
+        prob_stack = self._saliency_stack(state, view)
+        with self._no_grad():
+            x, transformed, weights = self._transformed_windows(self.models[view], hu_stack, prob_stack, centre)
+        image = x[0].float().cpu().numpy()
+        w = np.ones_like(image) if weights is None else weights[0].float().cpu().numpy()
+        return SaliencyView(view, int(slice_index), image, w, transformed[0].float().cpu().numpy(), box)
+
+    def check_case(self, case: Case) -> None:
+        """Refuse CTs the engine cannot run on, naming the offending value."""
+        shape = case.image.shape
+        source = case.image.source or case.case_id
+        if len(shape) != 3 or min(shape) < MIN_CT_SIZE:
+            raise DataError(f"CT {source!r} of shape {shape} is smaller than a 3-slice window in some view "
+                            f"(every axis needs >= {MIN_CT_SIZE} voxels)")
+        if case.label is not None and tuple(case.label.shape) != shape:
+            raise DataError(f"label of shape {tuple(case.label.shape)} does not match CT {source!r} of shape {shape}")
+        if self.config.oracle and case.label is None:
+            raise RstnError(f"oracle mode crops from the ground truth, but case {case.case_id!r} has no label")
+
+    # ------------------------------------------------------------------ internals
+    def _no_grad(self) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.config.amp and self.device.type == "cuda":
+            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
+        return stack
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device, non_blocking=True)
+
+    @staticmethod
+    def _prob(logits: torch.Tensor) -> np.ndarray:
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    def _windows(self, hu_stack: np.ndarray, centres) -> torch.Tensor:
+        """(n, 3, H, W) normalised windows in [0, 1] on the device."""
+        return self._tensor(normalize_hu(make_windows(hu_stack, centres), self.data_config))
+
+    def _coarse_view(self, hu: np.ndarray, view: View) -> np.ndarray:
+        """(X, Y, Z) HU -> (X, Y, Z) float32 coarse probability of one view (every window runs)."""
+        model = self.models[view]
+        hu_stack = to_view(hu, view)  # (L, H, W)
+        acc = WindowAccumulator(*hu_stack.shape)
+        for centres in chunks(range(hu_stack.shape[0]), self.config.batch_size):
+            logits = model.coarse(self._windows(hu_stack, centres))  # (n, 3, H, W)
+            acc.add(self._prob(logits), centres)
+        stack, _ = acc.result()
+        return from_view(stack, view)
+
+    def _reference_mask(self, case: Case, state: RoundState) -> np.ndarray:
+        """(X, Y, Z) bool mask the crops come from: the previous fused mask, or the truth (oracle)."""
+        if self.config.oracle:
+            return np.asarray(case.label, dtype=bool)
+        return state.mask
+
+    def _saliency_stack(self, state: RoundState, view: View) -> np.ndarray | None:
+        """(L, H, W) previous probability g() reads for ``view``; ``None`` for C2F models."""
+        if not getattr(self.models[view], "uses_saliency", True):
+            return None
+        if self.config.saliency_source == "fused":
+            return to_view(state.fused_prob, view)
+        if view not in state.view_probs:
+            raise RstnError(f"saliency_source='view' needs the previous {view.value} probability; the state has "
+                            f"{[v.value for v in state.view_probs]}")
+        return to_view(state.view_probs[view], view)
+
+    def _transformed_windows(self, model: ViewModel, hu_stack: np.ndarray, prob_stack: np.ndarray | None, centres):
+        """-> (x, I = x ⊙ g(P), g(P) or None), each (n, 3, H, W) on the device."""
+        x = self._windows(hu_stack, centres)  # (n, 3, H, W) in [0, 1]
+        if prob_stack is None:
+            return x, x, None
+        weights = model.saliency(self._tensor(make_windows(prob_stack, centres)))  # (n, 3, H, W)
+        return x, x * weights, weights
+
+    def _fine_view(
+        self, hu: np.ndarray, view: View, state: RoundState, reference: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, BBox | None]]:
+        """One view of round t >= 1 -> ((X, Y, Z) float32 probability, centre -> box of each window run)."""
+        model = self.models[view]
+        hu_stack = to_view(hu, view)  # (L, H, W)
+        ref_stack = to_view(reference, view)  # (L, H, W) bool
+        margin = self.config.margin
+        boxes: dict[int, BBox | None] = {
+            int(c): crop_box(make_windows(ref_stack, [c])[0], margin) for c in centers_touching(ref_stack)
+        }
+        acc = WindowAccumulator(*hu_stack.shape)
+        acc.mark([c for c, b in boxes.items() if b is None])  # run, nothing cropped: output 0
+        prob_stack = self._saliency_stack(state, view)
+        for batch in group_by_box_size(boxes, self.config.batch_size):
+            batch_boxes = [boxes[c] for c in batch]
+            _, transformed, _ = self._transformed_windows(model, hu_stack, prob_stack, batch)
+            crops = torch.stack([crop(transformed[i], b) for i, b in enumerate(batch_boxes)])  # (n, 3, h, w)
+            logits = model.refine(crops)  # (n, 3, h, w)
+            acc.add(self._prob(logits), batch, batch_boxes)
+        stack, _ = acc.result()
+        return from_view(stack, view), boxes
+
+    def _finish(
+        self,
+        case: Case,
+        round_index: int,
+        probs: dict[View, np.ndarray],
+        boxes: dict[View, dict[int, BBox | None]],
+        previous: RoundState | None,
+        t0: float,
+    ) -> RoundState:
+        cfg = self.config
+        fused, mask = fuse_views([probs[v] for v in self.views], cfg.fusion, cfg.threshold)
+        if round_index >= 1 and cfg.postprocess:
+            mask = keep_large_components(mask, cfg.min_component_fraction)
+        inter = None if previous is None else dsc(previous.mask, mask)
+        truth = None if case.label is None else dsc(mask, case.label)
+        stopped = self._stop_reason(round_index, mask, inter)
+        state = RoundState(
+            round=round_index,
+            fused_prob=fused,
+            view_probs={v: probs[v].astype(cfg.view_prob_dtype) for v in self.views},
+            mask=mask,
+            boxes=boxes,
+            inter_round_dsc=inter,
+            dsc_vs_truth=truth,
+            seconds=time.perf_counter() - t0,
+            stopped=stopped,
+        )
+        log.debug("case %s round %d: %s", case.case_id, round_index, state.summary())
+        return state
+
+    def _stop_reason(self, round_index: int, mask: np.ndarray, inter: float | None) -> str | None:
+        if not mask.any():
+            return STOP_EMPTY_COARSE if round_index == 0 else STOP_EMPTY_MASK
+        if inter is not None and inter >= self.config.stop_dsc:
+            return STOP_CONVERGED
+        if round_index >= self.config.max_rounds:
+            return STOP_MAX_ROUNDS
+        return None
