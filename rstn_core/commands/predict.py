@@ -1,0 +1,305 @@
+"""``rstn predict``: segment a CT (NIfTI file, DICOM folder, or a folder of cases) with a model bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rstn_core.errors import CheckpointError, DataError, RstnError
+
+HELP = "segment a CT (NIfTI file or DICOM folder, or a folder of cases) with a trained bundle"
+DESCRIPTION = """Segment the target organ in CT with the Recurrent Saliency Transformation Network.
+
+examples:
+  rstn predict -i ct.nii.gz -o pancreas.nii.gz
+  rstn predict -i PANCREAS_0001/ -o out/ --label label0001.nii.gz
+  rstn predict -i cases/ -o predictions/            # every case; reruns skip finished ones
+  torchrun --nproc-per-node 4 -m rstn_core.cli predict -i cases/ -o predictions/
+  rstn predict -i ct.nii.gz -o organs.nii.gz --model pancreas.rstn --model spleen.rstn
+
+The mask is written on the input's own grid and affine, so it overlays the CT in 3D Slicer or
+ITK-SNAP. Several --model bundles (one per organ) give one multi-label map plus a JSON label table
+(<output>.labels.json); where organs claim the same voxel the most confident one wins.
+"""
+
+log = logging.getLogger(__name__)
+
+DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "demo" / "rstn.rstn"
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", required=True, type=Path,
+                   help="a NIfTI file, a DICOM series folder, or a folder of cases")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output mask (.nii.gz) for one CT, or a folder (one <case>.nii.gz per case)")
+    p.add_argument("-m", "--model", action="append", type=Path, default=None,
+                   help=f"model bundle (.rstn); repeat for several organs (default: the demo bundle {DEMO_BUNDLE})")
+    p.add_argument("--organ", nargs="+", default=None, metavar="NAME_OR_ID",
+                   help="organ(s) the bundle(s) must segment (name or label id); refuses a mismatch")
+    p.add_argument("--label", type=Path, default=None, help="ground-truth label map, to report the DSC")
+    p.add_argument("--method", choices=("rstn", "c2f", "oracle"), default=None,
+                   help="check the bundle's method; 'oracle' crops from --label (analysis only)")
+    p.add_argument("--views", default=None, help="comma-separated subset of the bundle's views (default: all)")
+    p.add_argument("--max-rounds", type=int, default=None, help="most fine rounds R (default 10)")
+    p.add_argument("--stop-dsc", type=float, default=None, help="inter-round DSC to stop at (default 0.99)")
+    p.add_argument("--fusion", choices=("mean", "vote"), default=None,
+                   help="view fusion (default: mean for RSTN, vote for C2F)")
+    p.add_argument("--no-postprocess", action="store_true", help="keep every connected component")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per network call (default 8)")
+    p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--save-prob", action="store_true", help="also write the fused probability (<output>_prob.nii.gz)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (and redo finished cases)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ---------------------------------------------------------------------------------- helpers
+@dataclass(frozen=True)
+class Organ:
+    """One bundle's engine and the label it writes."""
+
+    label_id: int
+    name: str
+    engine: Any  # RSTNEngine
+
+
+def organ_of(bundle: Any) -> tuple[int, str]:
+    """(label id written in multi-organ maps, organ name) of a bundle, from its meta and data config."""
+    ids = tuple(int(t) for t in bundle.data_config.target_labels)
+    meta = bundle.meta or {}
+    name = meta.get("organ") or meta.get("organ_name")
+    label_id = int(meta.get("label_id", ids[0]))
+    return label_id, str(name) if name else "label" + "+".join(str(i) for i in ids)
+
+
+def check_organ(bundle: Any, requested: list[str], path: Path) -> None:
+    """Refuse a bundle trained for another organ than every ``requested`` name or id."""
+    ids = tuple(int(t) for t in bundle.data_config.target_labels)
+    _, name = organ_of(bundle)
+    for item in requested:
+        text = str(item).strip().lower()
+        if text.isdigit() and int(text) in ids:
+            return
+        if text == name.lower():
+            return
+    raise CheckpointError(f"bundle {path} segments {name!r} (label ids {list(ids)}), not the requested organ "
+                          f"{' / '.join(requested)}")
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RstnError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
+    from rstn_core.config import InferenceConfig
+    from rstn_core.inference.engine import RSTNEngine
+    from rstn_core.models.bundle import load_bundle
+    from rstn_core.types import View
+
+    paths = args.model or [DEMO_BUNDLE]
+    organs: list[Organ] = []
+    for path in paths:
+        if not Path(path).exists():
+            hint = " (the built-in demo bundle is not installed; pass --model)" if path == DEMO_BUNDLE else ""
+            raise CheckpointError(f"model bundle {path} does not exist{hint}")
+        bundle = load_bundle(path, device)
+        if args.method in ("rstn", "c2f") and bundle.method != args.method:
+            raise CheckpointError(f"--method {args.method} but bundle {path} holds a {bundle.method} model")
+        if args.organ and len(paths) == 1:
+            check_organ(bundle, args.organ, path)
+        models = dict(bundle.models)
+        if args.views:
+            try:
+                wanted = [View.parse(v.strip()) for v in args.views.split(",") if v.strip()]
+            except ValueError as exc:
+                raise RstnError(f"--views: {exc}") from None
+            missing = [v.value for v in wanted if v not in models]
+            if missing:
+                raise CheckpointError(f"bundle {path} has views {[v.value for v in models]}, not {missing}")
+            models = {v: models[v] for v in wanted}
+        config = InferenceConfig(fusion="vote") if bundle.method == "c2f" else InferenceConfig()
+        changes: dict[str, Any] = {"postprocess": not args.no_postprocess, "oracle": args.method == "oracle"}
+        for key in ("max_rounds", "stop_dsc", "fusion", "batch_size"):
+            if getattr(args, key) is not None:
+                changes[key] = getattr(args, key)
+        try:
+            config = config.replace(**changes)
+        except ValueError as exc:
+            raise RstnError(str(exc)) from None
+        label_id, name = organ_of(bundle)
+        organs.append(Organ(label_id, name, RSTNEngine(models, bundle.data_config, config, device)))
+    ids = [o.label_id for o in organs]
+    if len(set(ids)) != len(ids):
+        raise CheckpointError(f"several bundles write the same label id: {ids}")
+    if args.organ and len(organs) > 1:
+        known = {str(o.label_id) for o in organs} | {o.name.lower() for o in organs}
+        unknown = [o for o in args.organ if o.strip().lower() not in known]
+        if unknown:
+            raise CheckpointError(f"no bundle segments {unknown}; the bundles segment "
+                                  f"{[f'{o.name} ({o.label_id})' for o in organs]}")
+    return organs
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def strip_nifti(name: str) -> str:
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def find_cases(root: Path) -> tuple[list[tuple[str, Path]], bool]:
+    """-> ([(case_id, image path)], is_batch). A file or a DICOM folder is one case; a folder of
+    NIfTI files, of DICOM folders, or a known dataset layout is a batch."""
+    if not root.exists():
+        raise DataError(f"input {root} does not exist")
+    if root.is_file():
+        return [(strip_nifti(root.name), root)], False
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    niftis = [p for p in entries if p.is_file() and is_nifti(p)]
+    if niftis:
+        return [(strip_nifti(p.name), p) for p in niftis], True
+    if any(p.is_file() for p in entries):
+        return [(root.name, root)], False  # a DICOM series
+    try:
+        from rstn_core.data.layouts import discover_dataset
+
+        dataset = discover_dataset(root)
+        return [(c.case_id, Path(c.image)) for c in dataset.cases], True
+    except DataError:
+        subdirs = [p for p in entries if p.is_dir()]
+        if not subdirs:
+            raise DataError(f"input folder {root} holds no NIfTI file, DICOM series or case folder") from None
+        return [(p.name, p) for p in subdirs], True
+
+
+def prob_path(mask_path: Path) -> Path:
+    return mask_path.with_name(strip_nifti(mask_path.name) + "_prob.nii.gz")
+
+
+def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | None = None,
+                 save_prob: bool = False, overwrite: bool = False, progress: bool = True,
+                 case_id: str | None = None) -> dict[str, Any]:
+    """Segment one CT with every organ's engine and write the mask (or label map) on its own grid.
+
+    Returns a summary dict (rounds, stop reason, voxels, volume in mL, seconds, DSC if ``label``).
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from rstn_core.inference.fusion import merge_organs
+    from rstn_core.io import load_case, save_mask, save_probability
+
+    if output.exists() and not overwrite:
+        raise DataError(f"output {output} already exists; pass --overwrite to replace it")
+    targets = organs[0].engine.data_config.target_labels if len(organs) == 1 else (1,)
+    case = load_case(image, label if len(organs) == 1 else None, targets, case_id=case_id)
+    finals = {}
+    for organ in organs:
+        engine = organ.engine
+        bar = tqdm(total=engine.config.max_rounds + 1, desc=f"{case.case_id} {organ.name}", unit="round",
+                   disable=not progress, leave=False)
+        state = None
+        for state in engine.iterate(case):
+            bar.set_postfix_str(f"voxels={state.voxels}" + (
+                "" if state.inter_round_dsc is None else f" inter-DSC={state.inter_round_dsc:.4f}"))
+            bar.update(1)
+        bar.close()
+        finals[organ.label_id] = state
+    seconds = sum(s.seconds for s in finals.values())
+    voxel_ml = float(np.prod(case.image.spacing)) / 1000.0
+    if len(organs) == 1:
+        state = finals[organs[0].label_id]
+        save_mask(state.mask, case.image, output, overwrite=overwrite)
+        if save_prob:
+            save_probability(state.fused_prob, case.image, prob_path(output), overwrite=overwrite)
+        summary = {"case": case.case_id, "organ": organs[0].name, "rounds": state.round, "stopped": state.stopped,
+                   "voxels": state.voxels, "volume_ml": state.voxels * voxel_ml, "seconds": seconds,
+                   "dsc": state.dsc_vs_truth, "output": str(output)}
+        return summary
+    labels = merge_organs({i: s.fused_prob for i, s in finals.items()}, {i: s.mask for i, s in finals.items()})
+    save_mask(labels, case.image, output, overwrite=overwrite, dtype=np.uint16)
+    table = {"0": "background", **{str(o.label_id): o.name for o in organs}}
+    table_path = output.with_name(strip_nifti(output.name) + ".labels.json")
+    table_path.write_text(json.dumps(table, indent=2) + "\n")
+    if save_prob:
+        for organ in organs:
+            path = output.with_name(f"{strip_nifti(output.name)}_{organ.name}_prob.nii.gz")
+            save_probability(finals[organ.label_id].fused_prob, case.image, path, overwrite=overwrite)
+    voxels = {o.name: int((labels == o.label_id).sum()) for o in organs}
+    return {"case": case.case_id, "organ": "+".join(o.name for o in organs),
+            "rounds": max(s.round for s in finals.values()),
+            "stopped": ",".join(f"{o.name}:{finals[o.label_id].stopped}" for o in organs),
+            "voxels": sum(voxels.values()), "volume_ml": sum(voxels.values()) * voxel_ml, "seconds": seconds,
+            "dsc": None, "output": str(output), "labels": str(table_path)}
+
+
+def summary_line(s: dict[str, Any]) -> str:
+    text = (f"{s['case']}: {s['organ']} {s['rounds']} round(s) ({s['stopped']}), {s['voxels']} voxels, "
+            f"{s['volume_ml']:.1f} mL, {s['seconds']:.1f} s")
+    if s.get("dsc") is not None:
+        text += f", DSC {s['dsc']:.4f}"
+    return text + f" -> {s['output']}"
+
+
+def shard(items: list, env: dict[str, str] | None = None) -> list:
+    """This process's share under torchrun (RANK/WORLD_SIZE): ``items[rank::world_size]``."""
+    env = os.environ if env is None else env
+    world = int(env.get("WORLD_SIZE", "1"))
+    rank = int(env.get("RANK", "0"))
+    if world < 1 or not 0 <= rank < world:
+        raise RstnError(f"bad torchrun environment: RANK={rank}, WORLD_SIZE={world}")
+    return items[rank::world]
+
+
+def run(args: argparse.Namespace) -> int:
+    cases, batch = find_cases(args.input)
+    if batch and args.label is not None:
+        raise RstnError("--label applies to one CT; for a folder of cases use `rstn evaluate`")
+    if args.method == "oracle" and args.label is None:
+        raise RstnError("--method oracle crops from the ground truth: pass --label")
+    if not batch:
+        output = args.output if is_nifti(args.output) else args.output / f"{cases[0][0]}.nii.gz"
+        if output.exists() and not args.overwrite:
+            raise DataError(f"output {output} already exists; pass --overwrite to replace it")
+        organs = build_organs(args, resolve_device(args.device))
+        s = predict_case(organs, cases[0][1], output, args.label, args.save_prob, args.overwrite,
+                         not args.no_progress, case_id=cases[0][0])
+        print(summary_line(s))
+        return 0
+    if is_nifti(args.output):
+        raise RstnError(f"input {args.input} holds several cases: -o must be a folder, got {args.output}")
+    mine = shard(cases)
+    todo = [(cid, img) for cid, img in mine if args.overwrite or not (args.output / f"{cid}.nii.gz").exists()]
+    if len(todo) < len(mine):
+        log.info("skipping %d finished case(s) in %s", len(mine) - len(todo), args.output)
+    if not todo:
+        print(f"all {len(mine)} case(s) already predicted in {args.output}")
+        return 0
+    organs = build_organs(args, resolve_device(args.device))
+    failed = []
+    for cid, image in todo:
+        try:
+            s = predict_case(organs, image, args.output / f"{cid}.nii.gz", None, args.save_prob, args.overwrite,
+                             not args.no_progress, case_id=cid)
+            print(summary_line(s))
+        except DataError as exc:  # one bad case must not stop the batch
+            log.error("%s: %s", cid, exc)
+            failed.append(cid)
+    if failed:
+        raise DataError(f"{len(failed)} of {len(todo)} case(s) failed: {failed}")
+    return 0
