@@ -1,0 +1,59 @@
+"""PNG previews of phantoms (and of real CT for comparison): axial at the pancreas, coronal.
+
+Images are shown in radiological convention: patient's right on the image's left, anterior up
+(axial) and superior up (coronal), HU window W400/L40, pancreas outlined in red.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def pancreas_slices(labels: np.ndarray, target: int = 7) -> tuple[int, int]:
+    """(axial k, coronal j) indices with the largest pancreas area in a (X, Y, Z) label map."""
+    m = labels == target
+    return int(np.argmax(m.sum(axis=(0, 1)))), int(np.argmax(m.sum(axis=(0, 2))))
+
+
+def draw_case(ax_axial, ax_coronal, hu: np.ndarray, labels: np.ndarray, spacing, title: str, target: int = 7):
+    """Draw one case's axial and coronal views on two matplotlib axes. ``hu``/``labels``: (X, Y, Z) RAS."""
+    k, j = pancreas_slices(labels, target)
+    sx, sy, sz = (float(s) for s in spacing)
+    win = dict(cmap="gray", vmin=-160, vmax=240, origin="lower", interpolation="nearest")
+    m = labels == target
+    ax_axial.imshow(hu[::-1, :, k].T, aspect=sy / sx, **win)
+    ax_axial.contour(m[::-1, :, k].T, [0.5], colors="r", linewidths=0.7)
+    ax_axial.set_title(f"{title}\naxial k={k}", fontsize=8)
+    ax_coronal.imshow(hu[::-1, j, :].T, aspect=sz / sx, **win)
+    ax_coronal.contour(m[::-1, j, :].T, [0.5], colors="r", linewidths=0.7)
+    ax_coronal.set_title(f"coronal j={j}", fontsize=8)
+    for a in (ax_axial, ax_coronal):
+        a.set_xticks([])
+        a.set_yticks([])
+
+
+def write_previews(out: Path, rows: list[dict]) -> list[Path]:
+    """Write ``out/preview/<case_id>.png`` for NIfTI cases of a phantom dataset; returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+
+    paths = []
+    (out / "preview").mkdir(exist_ok=True)
+    for row in rows:
+        lab_img = nib.load(out / row["label"])
+        labels = np.asarray(lab_img.dataobj)
+        image = out / row["image"]
+        hu = np.asarray(nib.load(image).dataobj) if image.is_file() else np.zeros(labels.shape)
+        fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+        draw_case(axes[0], axes[1], hu, labels, lab_img.header.get_zooms(), row["case_id"])
+        fig.tight_layout()
+        path = out / "preview" / f"{row['case_id']}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    return paths
