@@ -287,7 +287,9 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
 
     ``out/images/<case_id>.nii.gz`` (or ``out/images/<case_id>/`` DICOM series for ``fmt="dicom"``),
     ``out/labels/<case_id>.nii.gz``, ``out/manifest.csv`` (case_id,image,label; paths relative to
-    ``out``), ``out/labels.json`` (id -> name) and ``out/phantom.json`` (seeds and parameters).
+    ``out``), ``out/dataset.json`` (``name`` "rstn-phantoms", ``target_labels`` [7]; read by
+    :func:`rstn_core.data.layouts.discover_dataset`), ``out/labels.json`` (id -> name) and
+    ``out/phantom.json`` (seeds and parameters).
     Case ``i`` is ``phantom_{i:03d}`` drawn with :func:`case_seed` ``(seed, i)``. Every file is written
     atomically. ``progress``: optional callable wrapping the case iterator (e.g. ``tqdm``).
     Returns the manifest rows.
@@ -329,6 +331,11 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
 
     _atomic_bytes(out / "manifest.csv", write_csv)
     _atomic_bytes(out / "labels.json", write_json({str(k): v for k, v in PHANTOM_LABELS.items()}))
+    # read by rstn_core.data.layouts beside manifest.csv: declares the target (pancreas = 7)
+    _atomic_bytes(out / "dataset.json", write_json({
+        "name": "rstn-phantoms", "target_labels": [PANCREAS_ID],
+        "labels": {str(k): v for k, v in PHANTOM_LABELS.items()},
+        "format": fmt, "seed": int(seed), "n": n, "generator": "rstn_core.data.phantom"}))
     _atomic_bytes(out / MARKER, write_json({"generator": "rstn_core.data.phantom", "seed": int(seed), "n": n,
                                             "format": fmt, "target_labels": [PANCREAS_ID], "cases": cases_meta}))
     return rows

@@ -94,3 +94,35 @@ def test_writer_layout(tmp_path):
     assert rows[0]["case_id"] == "phantom_000"
     names = json.loads((tmp_path / "ds" / "labels.json").read_text())
     assert names["7"] == "pancreas"
+
+
+def test_writer_declares_pancreas_target_for_discover_dataset(tmp_path):
+    from rstn_core.data.layouts import discover_dataset
+
+    write_phantom_dataset(tmp_path / "ds", 2, 3, spacing=(4.0, 4.0, 4.0))
+    info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert info["name"] == "rstn-phantoms" and info["target_labels"] == [7]
+    ds = discover_dataset(tmp_path / "ds")
+    assert ds.layout == "manifest" and ds.name == "rstn-phantoms"
+    assert ds.default_target_labels == (7,)
+    assert ds.case_ids == ["phantom_000", "phantom_001"]
+
+
+def test_dicom_format_matches_nifti(tmp_path):
+    from rstn_core.data.layouts import discover_dataset
+    from rstn_core.io import load_volume
+
+    shape, spacing = (64, 56, 40), (6.0, 6.0, 6.0)
+    write_phantom_dataset(tmp_path / "nii", 1, 11, fmt="nifti", shape=shape, spacing=spacing)
+    write_phantom_dataset(tmp_path / "dcm", 1, 11, fmt="dicom", shape=shape, spacing=spacing)
+    ds = discover_dataset(tmp_path / "dcm")
+    assert ds.default_target_labels == (7,) and ds.case_ids == ["phantom_000"]
+    case = ds.get("phantom_000")
+    assert case.image.is_dir() and any(case.image.iterdir())
+    dcm = load_volume(case.image)
+    nii = load_volume(discover_dataset(tmp_path / "nii").get("phantom_000").image)
+    assert dcm.data.shape == nii.data.shape == shape
+    np.testing.assert_array_equal(np.rint(dcm.data).astype(np.int16), nii.data.astype(np.int16))
+    np.testing.assert_allclose(dcm.affine, nii.affine, atol=1e-4)
+    lab = nib.load(case.label)
+    np.testing.assert_allclose(lab.affine, dcm.affine, atol=1e-4)
