@@ -17,6 +17,8 @@ from rstn_core.errors import RstnError
 # subcommand name -> module; order is the order shown in --help
 COMMANDS: dict[str, str] = {
     "phantoms": "rstn_core.commands.phantoms",
+    "predict": "rstn_core.commands.predict",
+    "evaluate": "rstn_core.commands.evaluate",
 }
 
 
