@@ -1,0 +1,352 @@
+"""The one place where the app meets the library: model choices, shared engines, the demo case, loading.
+
+* Engines are built once per model choice and shared by every browser session (module-level cache
+  guarded by a lock); an engine holds only immutable things, so sessions can step it concurrently.
+* The demo case is built once and shared (arrays are never written to by the app).
+* Everything the user can get wrong raises :class:`rstn_core.errors.RstnError` with a clear message.
+
+No Panel here and no torch: only ``rstn_core``'s public functions and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rstn_core.config import DataConfig, InferenceConfig
+from rstn_core.errors import CheckpointError, DataError, RstnError
+from rstn_core.types import Case, Orientation, Volume
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO_ROOT / "rstn_core" / "demo"
+PANCREAS_LABEL = 7  # TotalSegmentator id, used by the phantom and the real example
+DEMO_SEED = 0
+MAX_UPLOAD_MB = int(os.environ.get("RSTN_MAX_UPLOAD_MB", "300"))
+ENGINE_FACTORY_ENV = "RSTN_APP_ENGINE"  # "path/to/file.py:factory" or "module:factory" (tests, previews)
+
+
+# --- where data lives ---------------------------------------------------------------------------
+
+
+def data_root() -> Path:
+    """The server-side folder the file picker may browse: $RSTN_DATA_ROOT, else ../shared/data, else ./data."""
+    env = os.environ.get("RSTN_DATA_ROOT")
+    if env:
+        return Path(env).expanduser().resolve()
+    shared = REPO_ROOT.parent / "shared" / "data"
+    if shared.is_dir():
+        return shared.resolve()
+    return (REPO_ROOT / "data").resolve()
+
+
+def inside_root(path: str | Path, root: str | Path | None = None) -> Path:
+    """Resolve ``path`` and refuse anything outside ``root`` (symlinks and ``..`` included)."""
+    base = Path(root or data_root()).resolve()
+    resolved = Path(path).expanduser().resolve()
+    if resolved != base and base not in resolved.parents:
+        raise DataError(f"{path} is outside the data folder {base}")
+    return resolved
+
+
+# --- model choices and shared engines -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model menu. ``loader()`` -> engine; ``method``: 'rstn' or 'c2f'."""
+
+    key: str
+    label: str
+    method: str
+    trained: bool
+    loader: Callable[[], Any] = field(compare=False, repr=False)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class EngineHandle:
+    """A shared engine and what the page says about it."""
+
+    choice: ModelChoice
+    engine: Any
+    description: str
+
+
+def _device() -> str:
+    return os.environ.get("RSTN_DEVICE", "cpu")
+
+
+def inference_config() -> InferenceConfig:
+    """Settings of the app's engines (SPEC §4 defaults; RSTN_MAX_ROUNDS may lower the round cap)."""
+    return InferenceConfig(max_rounds=int(os.environ.get("RSTN_MAX_ROUNDS", "10")))
+
+
+def _bundle_loader(path: Path) -> Callable[[], Any]:
+    def load() -> Any:
+        from rstn_core.inference.engine import RSTNEngine
+        from rstn_core.models.bundle import load_bundle
+
+        bundle = load_bundle(path, _device())
+        return RSTNEngine.from_bundle(bundle, inference_config(), _device())
+
+    return load
+
+
+def _bundle_method(path: Path) -> tuple[str, bool]:
+    """(method, trained) read from a bundle's name; the loaded bundle's own fields win later."""
+    method = "c2f" if "c2f" in path.stem.lower() else "rstn"
+    return method, True
+
+
+def _untrained_loader(method: str) -> Callable[[], Any]:
+    def load() -> Any:
+        from rstn_core.config import ModelConfig
+        from rstn_core.inference.engine import RSTNEngine
+        from rstn_core.models.bundle import ModelBundle
+        from rstn_core.models.rstn import build_model
+        from rstn_core.types import ALL_VIEWS
+
+        config = ModelConfig.from_preset("tiny")
+        models = {view: build_model(method, config).eval() for view in ALL_VIEWS}
+        bundle = ModelBundle(method, config, DataConfig(target_labels=(PANCREAS_LABEL,)), models,
+                             {"trained": False, "note": "random weights (no demo bundle found)"})
+        return RSTNEngine.from_bundle(bundle, inference_config(), _device())
+
+    return load
+
+
+def _factory_loader(spec: str, method: str) -> Callable[[], Any]:
+    """``"file.py:name"`` or ``"module:name"`` -> loader calling ``name(method)``."""
+
+    def load() -> Any:
+        target, _, name = spec.partition(":")
+        if target.endswith(".py"):
+            path = Path(target) if Path(target).is_absolute() else REPO_ROOT / target
+            module_spec = importlib.util.spec_from_file_location("rstn_app_engine_factory", path)
+            if module_spec is None or module_spec.loader is None:
+                raise RstnError(f"cannot load the engine factory {spec!r}")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_spec.name] = module  # dataclasses look their module up while executing it
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+        return getattr(module, name or "make_engine")(method)
+
+    return load
+
+
+def _engine_available() -> bool:
+    return importlib.util.find_spec("rstn_core.inference.engine") is not None
+
+
+def model_choices() -> list[ModelChoice]:
+    """The model menu, best first: an explicit factory ($RSTN_APP_ENGINE), the built-in demo bundles,
+    bundles under the data folder, then untrained tiny models when no trained RSTN bundle exists."""
+    choices: list[ModelChoice] = []
+    spec = os.environ.get(ENGINE_FACTORY_ENV)
+    if spec:
+        for method in ("rstn", "c2f"):
+            choices.append(ModelChoice(f"factory-{method}", f"{method.upper()} (test engine)", method, False,
+                                       _factory_loader(spec, method), spec))
+    bundles = sorted(DEMO_DIR.glob("*.rstn")) if DEMO_DIR.is_dir() else []
+    root = data_root()
+    if root.is_dir():
+        bundles += sorted(p for p in root.glob("**/*.rstn") if len(p.relative_to(root).parts) <= 3)
+    if _engine_available():
+        for path in bundles:
+            method, trained = _bundle_method(path)
+            where = "built-in demo" if path.parent == DEMO_DIR else str(path.parent)
+            choices.append(ModelChoice(f"bundle:{path}", f"{path.stem} ({where})", method, trained,
+                                       _bundle_loader(path), str(path)))
+        if not any(c.method == "rstn" and c.trained for c in choices):
+            for method in ("rstn", "c2f"):
+                choices.append(ModelChoice(f"untrained-{method}", f"{method.upper()} tiny, untrained", method,
+                                           False, _untrained_loader(method), "random weights"))
+    return choices
+
+
+_ENGINE_LOCK = threading.Lock()
+_ENGINES: dict[str, EngineHandle] = {}
+
+
+def get_engine(choice: ModelChoice) -> EngineHandle:
+    """The shared engine of ``choice``, built on first use (thread-safe; built once per process)."""
+    with _ENGINE_LOCK:
+        handle = _ENGINES.get(choice.key)
+        if handle is None:
+            try:
+                engine = choice.loader()
+            except RstnError:
+                raise
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(f"model {choice.label}: cannot be loaded: {exc}") from exc
+            handle = EngineHandle(choice, engine, describe_engine(choice, engine))
+            _ENGINES[choice.key] = handle
+        return handle
+
+
+def describe_engine(choice: ModelChoice, engine: Any) -> str:
+    """'name — method, trained/untrained, views, preset' for the page header."""
+    trained = "trained" if choice.trained else "UNTRAINED"
+    parts = [choice.label, choice.method.upper(), trained]
+    data_config = getattr(engine, "data_config", None)
+    if data_config is not None:
+        parts.append(f"target label(s) {list(data_config.target_labels)}")
+    return " · ".join(parts)
+
+
+def engine_target_labels(engine: Any) -> tuple[int, ...]:
+    data_config = getattr(engine, "data_config", None)
+    return tuple(data_config.target_labels) if data_config is not None else (PANCREAS_LABEL,)
+
+
+# --- cases --------------------------------------------------------------------------------------
+
+
+def _synthetic_case() -> Case:
+    """A small ellipsoid 'abdomen' with an elongated 'pancreas' (label 7), until the phantom exists."""
+    shape = (96, 80, 48)
+    spacing = np.array([2.0, 2.0, 3.0])
+    x, y, z = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij")
+    body = ((x - 48) / 44) ** 2 + ((y - 40) / 34) ** 2 < 1
+    hu = np.where(body, 20.0, -1000.0).astype(np.float32)
+    rng = np.random.default_rng(DEMO_SEED)
+    hu += rng.normal(0, 12, size=shape).astype(np.float32) * body
+    pancreas = (((x - 44) / 18) ** 2 + ((y - 46) / 5) ** 2 + ((z - 24) / 9) ** 2) < 1
+    hu[pancreas] = 45.0 + rng.normal(0, 8, size=int(pancreas.sum()))
+    labels = pancreas.astype(np.uint8) * PANCREAS_LABEL
+    affine = np.diag([*spacing, 1.0])
+    volume = Volume(hu, affine, Orientation(affine.copy(), shape, np.array([[0, 1], [1, 1], [2, 1]])), "synthetic")
+    return Case("synthetic-demo", volume, labels == PANCREAS_LABEL, labels, {"source": "synthetic"})
+
+
+def _phantom_case(seed: int) -> Case:
+    from rstn_core.data.phantom import generate_phantom
+    from rstn_core.io import canonicalise
+
+    phantom = generate_phantom(seed)
+    data, affine, record = canonicalise(np.asarray(phantom.hu, dtype=np.float32), np.asarray(phantom.affine))
+    labels, _, _ = canonicalise(np.asarray(phantom.labels), np.asarray(phantom.affine))
+    volume = Volume(np.ascontiguousarray(data, dtype=np.float32), affine, record, f"phantom seed {seed}")
+    labels = np.ascontiguousarray(labels)
+    return Case(f"phantom-{seed}", volume, labels == PANCREAS_LABEL, labels,
+                {"source": f"rstn_core.data.phantom.generate_phantom({seed})", "target_labels": (PANCREAS_LABEL,)})
+
+
+_DEMO_LOCK = threading.Lock()
+_DEMO: dict[str, Case] = {}
+
+
+def demo_case() -> Case:
+    """The built-in demo case (the synthetic phantom, pancreas = 7), built once and shared."""
+    with _DEMO_LOCK:
+        if "case" not in _DEMO:
+            if importlib.util.find_spec("rstn_core.data.phantom") is not None:
+                _DEMO["case"] = _phantom_case(DEMO_SEED)
+            else:
+                _DEMO["case"] = _synthetic_case()
+        return _DEMO["case"]
+
+
+def parse_labels(text: str) -> tuple[int, ...]:
+    """'7' or '1, 2' -> (7,) / (1, 2); refuses anything else with a clear message."""
+    try:
+        labels = tuple(int(t) for t in str(text).replace(",", " ").split())
+    except ValueError:
+        raise DataError(f"organ id(s) must be integers separated by commas, got {text!r}") from None
+    if not labels or any(t <= 0 for t in labels):
+        raise DataError(f"organ id(s) must be positive integers, got {text!r}")
+    return labels
+
+
+def load_case_from_paths(image: str | Path, label: str | Path | None, target_labels: Sequence[int],
+                         root: str | Path | None = None) -> Case:
+    """A case from files/DICOM folders under the data folder (paths outside it are refused)."""
+    from rstn_core.io import load_case
+
+    image_path = inside_root(image, root)
+    label_path = inside_root(label, root) if label else None
+    return _checked(load_case(image_path, label_path, tuple(target_labels)))
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    if lower.endswith(".nii.gz"):
+        return ".nii.gz"
+    if lower.endswith(".nii"):
+        return ".nii"
+    raise DataError(f"{name}: uploads must be NIfTI files (.nii or .nii.gz); use the server folder for DICOM")
+
+
+def _write_upload(folder: Path, stem: str, name: str, data: bytes) -> Path:
+    suffix = _suffix(name)
+    if len(data) > MAX_UPLOAD_MB * 2**20:
+        raise DataError(f"{name}: {len(data) / 2**20:.0f} MB is over the upload limit of {MAX_UPLOAD_MB} MB")
+    if suffix == ".nii.gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{name}: not a valid gzip file (truncated upload?): {exc}") from None
+        suffix = ".nii"
+    path = folder / f"{stem}{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def load_case_from_upload(image_name: str, image_bytes: bytes, label_name: str | None,
+                          label_bytes: bytes | None, target_labels: Sequence[int]) -> Case:
+    """A case from uploaded NIfTI bytes (.nii.gz is gunzipped first); temporary files are removed."""
+    from rstn_core.io import load_case
+
+    with tempfile.TemporaryDirectory(prefix="rstn-upload-") as tmp:
+        folder = Path(tmp)
+        image_path = _write_upload(folder, "image", image_name, image_bytes)
+        label_path = _write_upload(folder, "label", label_name, label_bytes) if label_bytes else None
+        try:
+            case = load_case(image_path, label_path, tuple(target_labels), case_id=_case_id(image_name))
+        except DataError as exc:
+            raise DataError(str(exc).replace(str(image_path), image_name).replace(
+                str(label_path), label_name or "label")) from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{image_name}: cannot be read as a NIfTI image ({exc})") from None
+    return _checked(case)
+
+
+def _case_id(name: str) -> str:
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _checked(case: Case) -> Case:
+    """Refuse volumes that cannot be a CT (too small, no HU range)."""
+    shape = case.image.shape
+    if min(shape) < 3:
+        raise DataError(f"{case.case_id}: volume of shape {shape} is too small to be a CT (needs >= 3 slices per axis)")
+    data = case.image.data
+    lo, hi = float(data.min()), float(data.max())
+    if hi - lo < 50 or lo > 0:
+        raise DataError(f"{case.case_id}: intensities {lo:.0f}..{hi:.0f} do not look like CT Hounsfield units "
+                        f"(expected air near -1000 and soft tissue near 0..100)")
+    return case
+
+
+def check_case_for_engine(case: Case, engine: Any) -> None:
+    """Refuse a case the engine cannot run (fewer than 3 slices along a view the engine needs)."""
+    if min(case.image.shape) < 3:
+        raise DataError(f"{case.case_id}: shape {case.image.shape} is too small for 3-slice windows")

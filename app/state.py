@@ -1,0 +1,401 @@
+"""Per-session state of the app: a ``param.Parameterized`` object with no Panel import.
+
+The page's buttons trigger the Events below (``state.param.trigger('step')``); the watchers run the
+engine in a worker thread (``asyncio.to_thread``) so the page stays live, and update parameters only
+back on the event loop. In plain Python (tests) the same watchers run to completion synchronously.
+Errors a user can fix land in ``error`` (shown as an alert); the session keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import param
+
+from rstn_core.errors import RstnError
+from rstn_core.types import Case, View
+
+from . import backend, display
+
+log = logging.getLogger(__name__)
+
+VIEW_NAMES = [v.value for v in View]
+
+
+class DisplaySettings(param.Parameterized):
+    """How slices are drawn (no effect on the engine)."""
+
+    window = param.Selector(default="abdomen (W350 L40)", objects=[*display.WINDOW_PRESETS, "custom"])
+    level = param.Number(default=40.0, bounds=(-1500, 3000), doc="custom window centre (HU)")
+    width = param.Number(default=350.0, bounds=(1, 5000), doc="custom window width (HU)")
+    opacity = param.Number(default=0.6, bounds=(0.0, 1.0))
+    outline = param.Boolean(default=False, doc="contours instead of filled masks")
+    errors = param.Boolean(default=True, doc="colour prediction as TP / FP / FN against the truth")
+    show_truth = param.Boolean(default=True)
+    show_prediction = param.Boolean(default=True)
+    show_boxes = param.Boolean(default=True)
+
+    @param.depends("window", "level", "width")
+    def clim(self) -> tuple[float, float]:
+        return display.preset_clim(self.window, (self.level, self.width))
+
+
+class SessionState(param.Parameterized):
+    """Case, model, the list of rounds and the navigation of one browser session."""
+
+    model = param.Selector(default=None, objects=[], doc="key of the model choice")
+    compare_model = param.Selector(default=None, objects=[], doc="baseline model for the comparison")
+    model_info = param.String(default="", constant=False)
+
+    case = param.Parameter(default=None, doc="rstn_core Case (canonical frame)")
+    case_info = param.String(default="")
+    rounds = param.List(default=[], doc="RoundState per round of the current model")
+    compare_rounds = param.List(default=[], doc="RoundState per round of the baseline")
+
+    round_index = param.Integer(default=0, bounds=(0, None))
+    view = param.Selector(default="axial", objects=VIEW_NAMES)
+    slice_index = param.Integer(default=0, bounds=(0, None))
+    num_slices = param.Integer(default=1)
+
+    organ = param.String(default="7", doc="label id(s) of the target organ in the label map")
+    image_path = param.String(default="", doc="server-side image (NIfTI file or DICOM folder)")
+    label_path = param.String(default="", doc="server-side label map (optional)")
+
+    busy = param.Boolean(default=False)
+    progress = param.Integer(default=0, bounds=(0, 100))
+    status = param.String(default="")
+    error = param.String(default="")
+
+    load_demo = param.Event(doc="load the built-in demo case")
+    load_files = param.Event(doc="load image_path (+ label_path) from the data folder")
+    coarse = param.Event(doc="round 0: coarse nets on every window")
+    step = param.Event(doc="one more recurrent round")
+    run = param.Event(doc="step until the engine stops")
+    reset = param.Event(doc="forget every round")
+    cancel = param.Event(doc="stop a running 'run' between rounds")
+    compare = param.Event(doc="run the model and the baseline to convergence")
+    jump_to_error = param.Event(doc="go to the slice with the most FP + FN voxels")
+
+    def __init__(self, choices: Sequence[backend.ModelChoice] | None = None,
+                 engine_provider: Callable[[backend.ModelChoice], backend.EngineHandle] | None = None,
+                 case_provider: Callable[[], Case] | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.display = DisplaySettings()
+        self._choices = {c.key: c for c in (backend.model_choices() if choices is None else choices)}
+        self._engine_provider = engine_provider or backend.get_engine
+        self._case_provider = case_provider or backend.demo_case
+        self._cancel_requested = False
+        self._saliency_cache: OrderedDict = OrderedDict()
+        keys = list(self._choices)
+        self.param.model.objects = keys
+        self.param.compare_model.objects = keys
+        if keys:
+            main = next((k for k in keys if self._choices[k].method == "rstn"), keys[0])
+            baseline = next((k for k in keys if self._choices[k].method == "c2f"), None)
+            with param.parameterized.discard_events(self):
+                self.model = main
+                self.compare_model = baseline
+        self._describe_model()
+
+    # --- model -----------------------------------------------------------------------------------
+
+    def choice(self, key: str | None = None) -> backend.ModelChoice | None:
+        return self._choices.get(key if key is not None else self.model)
+
+    def choice_label(self, key: str) -> str:
+        return self._choices[key].label
+
+    def engine(self, key: str | None = None) -> Any:
+        choice = self.choice(key)
+        if choice is None:
+            raise RstnError("no model is available: put a .rstn bundle in rstn_core/demo or the data folder")
+        return self._engine_provider(choice).engine
+
+    def _describe_model(self) -> None:
+        choice = self.choice()
+        if choice is None:
+            self.model_info = "no model available"
+            return
+        trained = "trained" if choice.trained else "UNTRAINED (random weights or test engine)"
+        self.model_info = f"{choice.label} · method {choice.method.upper()} · {trained}"
+
+    @param.depends("model", watch=True)
+    def _on_model(self) -> None:
+        self._describe_model()
+        self._clear_rounds()
+        self.status = f"model {self.choice_label(self.model)} selected"
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    def set_case(self, case: Case) -> None:
+        """Make ``case`` current: forget all rounds, centre the navigation on the target."""
+        self._clear_rounds()
+        self.case = case
+        shape = case.image.shape
+        spacing = ", ".join(f"{s:.2f}" for s in case.image.spacing)
+        truth = "no label" if case.label is None else f"target voxels {int(case.label.sum())}"
+        self.case_info = f"{case.case_id} · {shape[0]}×{shape[1]}×{shape[2]} voxels · spacing {spacing} mm · {truth}"
+        self._centre_navigation()
+        self.error = ""
+        self.status = f"loaded {case.case_id}"
+
+    def _guarded(self, action: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn``; a user error or a failure becomes the ``error`` message (the session continues)."""
+        try:
+            return fn()
+        except RstnError as exc:
+            self.error = f"{action}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the page must survive any failure
+            log.exception("%s failed", action)
+            self.error = f"{action} failed unexpectedly: {type(exc).__name__}: {exc}"
+        return None
+
+    @param.depends("load_demo", watch=True)
+    def _on_load_demo(self) -> None:
+        case = self._guarded("demo case", self._case_provider)
+        if case is not None:
+            self.set_case(case)
+
+    @param.depends("load_files", watch=True)
+    def _on_load_files(self) -> None:
+        def load() -> Case:
+            if not self.image_path:
+                raise RstnError("choose an image (NIfTI file or DICOM folder) first")
+            labels = backend.parse_labels(self.organ)
+            return backend.load_case_from_paths(self.image_path, self.label_path or None, labels)
+
+        case = self._guarded("loading files", load)
+        if case is not None:
+            self.set_case(case)
+
+    def load_upload(self, image_name: str, image_bytes: bytes, label_name: str | None = None,
+                    label_bytes: bytes | None = None) -> bool:
+        """Load an uploaded NIfTI (and label map). Returns True on success, else sets ``error``."""
+        def load() -> Case:
+            labels = backend.parse_labels(self.organ)
+            return backend.load_case_from_upload(image_name, image_bytes, label_name, label_bytes, labels)
+
+        case = self._guarded(f"upload {image_name}", load)
+        if case is None:
+            return False
+        self.set_case(case)
+        return True
+
+    # --- engine actions --------------------------------------------------------------------------
+
+    def _clear_rounds(self) -> None:
+        self.rounds = []
+        self.compare_rounds = []
+        self._saliency_cache.clear()
+        self.round_index = 0
+
+    async def _job(self, name: str, work: Callable[[], Any]) -> None:
+        """Run one action unless another runs; errors become messages."""
+        if self.busy:
+            self.status = f"busy: {name} ignored until the current action finishes"
+            return
+        if self.case is None:
+            self.error = f"{name}: load a case first"
+            return
+        self.busy, self.error, self.progress, self._cancel_requested = True, "", 0, False
+        t0 = time.perf_counter()
+        try:
+            await work()
+        except RstnError as exc:
+            self.error = f"{name}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - keep the session alive
+            log.exception("%s failed", name)
+            self.error = f"{name} failed unexpectedly: {type(exc).__name__}: {exc}"
+        finally:
+            self.busy = False
+            self.progress = 100 if not self.error else 0
+            log.info("%s took %.2f s", name, time.perf_counter() - t0)
+
+    def _append(self, state: Any) -> None:
+        self.rounds = [*self.rounds, state]
+        self.round_index = len(self.rounds) - 1
+        self.status = self._round_status(state)
+
+    @staticmethod
+    def _round_status(state: Any) -> str:
+        parts = [f"round {state.round}", f"{state.seconds:.2f} s"]
+        if state.inter_round_dsc is not None:
+            parts.append(f"inter-round DSC {state.inter_round_dsc:.4f}")
+        if state.dsc_vs_truth is not None:
+            parts.append(f"DSC vs truth {state.dsc_vs_truth:.4f}")
+        if state.stopped:
+            parts.append(f"stopped: {state.stopped}")
+        return " · ".join(parts)
+
+    async def _start(self) -> None:
+        engine, case = self.engine(), self.case
+        backend.check_case_for_engine(case, engine)
+        self.status = "coarse stage running…"
+        state = await asyncio.to_thread(engine.start, case)
+        self._clear_rounds()
+        self._append(state)
+
+    async def _one_step(self) -> None:
+        if not self.rounds:
+            await self._start()
+            return
+        engine, case, last = self.engine(), self.case, self.rounds[-1]
+        self.status = f"round {last.round + 1} running…"
+        state = await asyncio.to_thread(engine.step, case, last)
+        self._append(state)
+
+    async def _until_stopped(self, rounds_attr: str, key: str | None, label: str) -> None:
+        engine, case = self.engine(key), self.case
+        states = list(getattr(self, rounds_attr))
+        cap = int(getattr(getattr(engine, "config", None), "max_rounds", 10))
+        if not states:
+            self.status = f"{label}: coarse stage running…"
+            states = [await asyncio.to_thread(engine.start, case)]
+            self._store(rounds_attr, states)
+        while states[-1].stopped is None and not self._cancel_requested:
+            self.status = f"{label}: round {states[-1].round + 1} running…"
+            states.append(await asyncio.to_thread(engine.step, case, states[-1]))
+            self._store(rounds_attr, states)
+            self.progress = min(99, int(100 * states[-1].round / max(cap, 1)))
+        if self._cancel_requested:
+            self.status = f"{label}: cancelled after round {states[-1].round}"
+
+    def _store(self, rounds_attr: str, states: list) -> None:
+        setattr(self, rounds_attr, list(states))
+        if rounds_attr == "rounds":
+            self.round_index = len(states) - 1
+            self.status = self._round_status(states[-1])
+
+    @param.depends("coarse", watch=True)
+    async def _on_coarse(self) -> None:
+        await self._job("coarse stage", self._start)
+
+    @param.depends("step", watch=True)
+    async def _on_step(self) -> None:
+        await self._job("step", self._one_step)
+
+    @param.depends("run", watch=True)
+    async def _on_run(self) -> None:
+        await self._job("run", lambda: self._until_stopped("rounds", None, "run"))
+
+    @param.depends("compare", watch=True)
+    async def _on_compare(self) -> None:
+        async def both() -> None:
+            if self.compare_model is None:
+                raise RstnError("no baseline (C2F) model is available for the comparison")
+            await self._until_stopped("rounds", None, self.choice_label(self.model))
+            if not self._cancel_requested:
+                await self._until_stopped("compare_rounds", self.compare_model,
+                                          self.choice_label(self.compare_model))
+
+        await self._job("compare", both)
+
+    @param.depends("cancel", watch=True)
+    def _on_cancel(self) -> None:
+        if self.busy:
+            self._cancel_requested = True
+            self.status = "cancelling after the current round…"
+
+    @param.depends("reset", watch=True)
+    def _on_reset(self) -> None:
+        if self.busy:
+            self.status = "busy: cancel first, then reset"
+            return
+        self._clear_rounds()
+        self.error = ""
+        self.status = "reset: no rounds"
+
+    # --- navigation ------------------------------------------------------------------------------
+
+    def _centre_navigation(self) -> None:
+        if self.case is None:
+            return
+        n = display.num_slices(self.case.image.shape, self.view)
+        self.param.slice_index.bounds = (0, n - 1)
+        target = self.current_mask() if self.rounds else self.case.label
+        index = display.largest_slice(target, self.view) if target is not None else n // 2
+        self.num_slices = n
+        self.slice_index = index
+
+    @param.depends("view", watch=True)
+    def _on_view(self) -> None:
+        self._centre_navigation()
+
+    @param.depends("round_index", watch=True)
+    def _on_round(self) -> None:
+        n = len(self.rounds)
+        if n and self.round_index > n - 1:
+            self.round_index = n - 1
+
+    @param.depends("jump_to_error", watch=True)
+    def _on_jump(self) -> None:
+        if self.case is None or self.case.label is None or not self.rounds:
+            self.status = "jump to error needs a prediction and a ground truth"
+            return
+        index = display.worst_slice(self.current_mask(), self.case.label, self.view)
+        if index is None:
+            self.status = "no error on this view"
+            return
+        self.slice_index = index
+        self.status = f"slice {index}: the most FP + FN voxels on the {self.view} view"
+
+    # --- read-only accessors for the views -------------------------------------------------------
+
+    @property
+    def current_round(self) -> Any | None:
+        if not self.rounds:
+            return None
+        return self.rounds[min(self.round_index, len(self.rounds) - 1)]
+
+    def current_mask(self) -> np.ndarray | None:
+        state = self.current_round
+        return None if state is None else state.mask
+
+    def saliency(self, round_index: int | None = None, view: str | None = None,
+                 slice_index: int | None = None) -> Any | None:
+        """What the fine net saw at round ``round_index`` (>= 1): the engine's SaliencyView, cached."""
+        r = self.round_index if round_index is None else round_index
+        view = view or self.view
+        s = self.slice_index if slice_index is None else slice_index
+        if self.case is None or r < 1 or r >= len(self.rounds):
+            return None
+        key = (self.model, r, view, s)
+        if key not in self._saliency_cache:
+            engine = self.engine()
+            previous = self.rounds[r - 1]
+            if View.parse(view) not in getattr(previous, "view_probs", {View.parse(view): None}):
+                return None
+            try:
+                self._saliency_cache[key] = engine.saliency_view(self.case, previous, View.parse(view), s)
+            except RstnError as exc:
+                self.error = f"saliency: {exc}"
+                return None
+            while len(self._saliency_cache) > 64:
+                self._saliency_cache.popitem(last=False)
+        return self._saliency_cache[key]
+
+    def stop_dsc(self) -> float:
+        """The engine's stop threshold (0.99 when no engine can be loaded)."""
+        try:
+            return float(getattr(getattr(self.engine(), "config", None), "stop_dsc", 0.99))
+        except Exception:  # noqa: BLE001 - a missing engine is reported by the actions
+            return 0.99
+
+    def settings(self) -> dict:
+        """Plain record of what produced the rounds (for the report)."""
+        engine = self.engine() if self.choice() is not None else None
+        out: dict[str, Any] = {"model": self.model_info}
+        config = getattr(engine, "config", None)
+        if config is not None and hasattr(config, "to_dict"):
+            out["inference"] = config.to_dict()
+        data_config = getattr(engine, "data_config", None)
+        if data_config is not None and hasattr(data_config, "to_dict"):
+            out["data"] = data_config.to_dict()
+        out["window"] = f"{self.display.window} -> clim {self.display.clim()}"
+        return out

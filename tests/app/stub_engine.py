@@ -1,0 +1,126 @@
+"""A stub with the public API of ``rstn_core.inference.engine.RSTNEngine`` (no torch, fast, deterministic).
+
+Round 0 is a blurred, shifted guess of the target; every later round moves the probability halfway
+towards the truth (or towards a HU blob when the case has no label), so the inter-round DSC rises and
+the run stops at ``stop_dsc`` like the real engine. ``delay`` (seconds per call) lets tests see the
+page stay responsive while a step runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rstn_core.config import DataConfig, InferenceConfig
+from rstn_core.geometry import crop_box
+from rstn_core.intensity import normalize_hu
+from rstn_core.types import ALL_VIEWS, BBox, View
+from rstn_core.views import centers_touching, make_windows, to_view
+
+
+@dataclass
+class RoundState:
+    round: int
+    fused_prob: np.ndarray
+    view_probs: dict
+    mask: np.ndarray
+    boxes: dict
+    inter_round_dsc: float | None
+    dsc_vs_truth: float | None
+    seconds: float
+    stopped: str | None = None
+
+
+@dataclass
+class SaliencyView:
+    view: View
+    centre: int
+    image: np.ndarray
+    weights: np.ndarray
+    transformed: np.ndarray
+    box: BBox | None
+
+
+@dataclass
+class StubEngine:
+    data_config: DataConfig = field(default_factory=lambda: DataConfig(target_labels=(7,)))
+    config: InferenceConfig = field(default_factory=InferenceConfig)
+    delay: float = 0.0
+    shift: int = 2
+    fail_on_step: bool = False
+    calls: list = field(default_factory=list)
+
+    def _target(self, case) -> np.ndarray:
+        if case.label is not None:
+            return case.label.astype(np.float32)
+        hu = case.image.data
+        return ((hu > 20) & (hu < 80)).astype(np.float32)
+
+    @staticmethod
+    def _dsc(a: np.ndarray, b: np.ndarray) -> float:
+        total = int(a.sum()) + int(b.sum())
+        return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+    def _state(self, case, prob: np.ndarray, round_index: int, previous, t0: float) -> RoundState:
+        mask = prob >= self.config.threshold
+        boxes = {}
+        for view in ALL_VIEWS:
+            ref = previous.mask if previous is not None else mask
+            stack = to_view(ref, view)
+            boxes[view] = {int(c): crop_box(make_windows(stack, [c])[0], self.config.margin)
+                           for c in centers_touching(stack)}
+        inter = None if previous is None else self._dsc(previous.mask, mask)
+        truth = None if case.label is None else self._dsc(mask, case.label.astype(bool))
+        stopped = None
+        if inter is not None and inter >= self.config.stop_dsc:
+            stopped = "converged"
+        elif round_index >= self.config.max_rounds:
+            stopped = "max-rounds"
+        views = {v: np.clip(prob + 0.05 * (i - 1), 0, 1).astype(np.float32) for i, v in enumerate(ALL_VIEWS)}
+        return RoundState(round_index, prob.astype(np.float32), views, mask, boxes, inter, truth,
+                          time.perf_counter() - t0, stopped)
+
+    def start(self, case) -> RoundState:
+        t0 = time.perf_counter()
+        self.calls.append(("start", case.case_id))
+        time.sleep(self.delay)
+        target = self._target(case)
+        prob = np.roll(target, self.shift, axis=0) * 0.9
+        return self._state(case, prob, 0, None, t0)
+
+    def step(self, case, state: RoundState) -> RoundState:
+        t0 = time.perf_counter()
+        self.calls.append(("step", case.case_id, state.round))
+        if self.fail_on_step:
+            raise RuntimeError("stub failure")
+        time.sleep(self.delay)
+        prob = 0.5 * state.fused_prob + 0.5 * self._target(case)
+        return self._state(case, prob, state.round + 1, state, t0)
+
+    def iterate(self, case):
+        state = self.start(case)
+        yield state
+        while state.stopped is None:
+            state = self.step(case, state)
+            yield state
+
+    def run(self, case) -> RoundState:
+        state = None
+        for state in self.iterate(case):  # noqa: B007 - the last one is the result
+            pass
+        return state
+
+    def saliency_view(self, case, state: RoundState, view, slice_index: int) -> SaliencyView:
+        view = View.parse(view)
+        prob = make_windows(to_view(state.fused_prob, view), [slice_index])[0]  # (3, H, W)
+        image = make_windows(to_view(normalize_hu(case.image.data, self.data_config), view), [slice_index])[0]
+        weights = (1.0 + 0.8 * (prob - 0.3)).astype(np.float32)
+        box = crop_box(make_windows(to_view(state.mask, view), [slice_index])[0], self.config.margin)
+        return SaliencyView(view, int(slice_index), image, weights, (image * weights).astype(np.float32), box)
+
+
+def make_engine(method: str = "rstn", delay: float = 0.0) -> StubEngine:
+    """Factory used by the app (``RSTN_APP_ENGINE=tests/app/stub_engine.py:make_engine``)."""
+    return StubEngine(delay=delay, shift=2 if method == "rstn" else 4)

@@ -1,0 +1,44 @@
+"""The exported report is one self-contained HTML file: images inline, no scripts, no links out."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from stub_engine import make_engine
+
+from app import backend, report
+from app.state import SessionState
+
+
+@pytest.fixture
+def finished_state() -> SessionState:
+    engines = {"rstn": make_engine("rstn"), "c2f": make_engine("c2f")}
+    choices = [backend.ModelChoice(k, f"stub {k}", k, False, (lambda e=e: e)) for k, e in engines.items()]
+    s = SessionState(choices=choices, engine_provider=lambda c: backend.EngineHandle(c, c.loader(), c.label))
+    s.param.trigger("load_demo")
+    s.param.trigger("compare")
+    return s
+
+
+def test_report_is_self_contained(finished_state, tmp_path):
+    text = report.report_for_session(finished_state)
+    path = tmp_path / "report.html"
+    path.write_text(text, encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "<script" not in text.lower()
+    # every src/href is inline data, nothing fetched from anywhere
+    for ref in re.findall(r"(?:src|href)=['\"]([^'\"]+)", text):
+        assert ref.startswith("data:image/png;base64,"), ref
+    for test_id in ("report-title", "report-summary", "report-curves", "report-rounds-figure", "report-saliency",
+                    "report-baseline", "report-settings"):
+        assert f"data-testid='{test_id}'" in text, test_id
+    rounds = finished_state.rounds
+    assert text.count("<tr><td>") == len(rounds) + len(finished_state.compare_rounds)
+    assert "stop_dsc" in text and "phantom-0" in text
+
+
+def test_report_without_rounds(finished_state):
+    finished_state.param.trigger("reset")
+    text = report.report_for_session(finished_state)
+    assert "No rounds were run" in text and "report-rounds-figure" in text
