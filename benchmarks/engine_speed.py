@@ -1,0 +1,232 @@
+"""Engine speed and memory against (a) bare network compute and (b) the released code's loop.
+
+For each volume (a phantom, and a 512 x 512 x 250 synthetic CT) and each model preset:
+
+* engine: ``RSTNEngine.start`` + ``--rounds`` calls of ``step`` (batched, inference mode);
+* (a) bare compute: the same networks on exactly the windows/crops the engine ran, in the same
+  batches, timing only the network calls (batches are built outside the timed region, one at a
+  time, so memory stays bounded);
+* (b) released-code loop: every window of every view, batch 1, autograd on (no ``no_grad``), in
+  every round: the coarse net at round 0; at rounds >= 1 the saliency net on every window and the
+  fine net where the window's crop box is non-empty (the released port skipped the fine forward
+  for empty boxes: ``no_forward``). ``--sample-every k`` runs every k-th window and scales up.
+
+The networks are the real FCN-8s/saliency of ``--presets`` with random weights; their outputs are
+shifted by a fixed intensity rule (``+20 * (x - t)``) so the masks look like an organ and the rounds
+touch a realistic number of windows. Rounds are forced (``step`` is called ``--rounds`` times)
+because untrained networks converge at once, while the paper averages ~5 rounds.
+
+Run: ``.venv/bin/python benchmarks/engine_speed.py`` (see ``--help``); prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rstn_core.config import DataConfig, InferenceConfig, ModelConfig  # noqa: E402
+from rstn_core.geometry import crop  # noqa: E402
+from rstn_core.inference.batching import chunks, group_by_box_size  # noqa: E402
+from rstn_core.inference.engine import RSTNEngine  # noqa: E402
+from rstn_core.intensity import normalize_hu  # noqa: E402
+from rstn_core.models.rstn import build_model  # noqa: E402
+from rstn_core.types import ALL_VIEWS, Case, Orientation, Volume  # noqa: E402
+from rstn_core.views import make_windows, to_view  # noqa: E402
+
+ORGAN_HU = 230.0
+ORGAN_X = (215.0 + 100.0) / 340.0  # intensity rule threshold (normalised)
+
+
+class Shifted(torch.nn.Module):
+    """A real RSTN whose logits get ``+20 * (x - ORGAN_X)``: untrained, but organ-shaped outputs."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.uses_saliency = net.uses_saliency
+
+    def coarse(self, x):
+        return self.net.coarse(x) + 20.0 * (x - ORGAN_X)
+
+    def saliency(self, prob):
+        return self.net.saliency(prob)
+
+    def refine(self, x_crop):
+        return self.net.refine(x_crop) + 20.0 * (x_crop - ORGAN_X)
+
+
+def volume_case(hu: np.ndarray, name: str) -> Case:
+    eye = np.eye(4)
+    ornt = np.array([[0, 1], [1, 1], [2, 1]], float)
+    return Case(name, Volume(hu.astype(np.float32), eye, Orientation(eye, tuple(hu.shape), ornt), name))
+
+
+def synthetic_case(shape: tuple[int, int, int], seed: int = 0) -> Case:
+    rng = np.random.default_rng(seed)
+    hu = rng.uniform(-100, 150, size=shape).astype(np.float32)
+    centre = [s // 2 for s in shape]
+    radii = (shape[0] * 0.1, shape[1] * 0.05, shape[2] * 0.08)  # a pancreas-sized ellipsoid
+    grid = np.ogrid[tuple(slice(0, s) for s in shape)]
+    organ = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1.0
+    hu[organ] = ORGAN_HU
+    return volume_case(hu, f"synthetic {shape[0]}x{shape[1]}x{shape[2]}")
+
+
+def phantom_case(seed: int = 0) -> Case:
+    from rstn_core.data.phantom import PANCREAS_ID, generate_phantom
+
+    ph = generate_phantom(seed)
+    hu = np.minimum(ph.hu.astype(np.float32), 200.0)  # only the pancreas is brighter than the rule
+    hu[ph.labels == PANCREAS_ID] = ORGAN_HU
+    shape = hu.shape
+    return volume_case(hu, f"phantom {shape[0]}x{shape[1]}x{shape[2]}")
+
+
+def build_models(preset: str) -> dict:
+    torch.manual_seed(0)
+    config = ModelConfig.from_preset(preset)
+    return {v: Shifted(build_model("rstn", config)).eval() for v in ALL_VIEWS}
+
+
+class Record:
+    """What (a) and (b) need of a round: its boxes and (float16) fused probability."""
+
+    def __init__(self, state) -> None:
+        self.boxes = state.boxes
+        self.fused_prob = state.fused_prob.astype(np.float16)
+
+
+def run_engine(engine: RSTNEngine, case: Case, rounds: int):
+    """Time start + ``rounds`` steps; the engine's own states are dropped as it goes (as ``run``)."""
+    records = []
+    spent = 0.0
+    t0 = time.perf_counter()
+    state = engine.start(case)
+    spent += time.perf_counter() - t0
+    for _ in range(rounds):
+        records.append(Record(state))
+        t0 = time.perf_counter()
+        state = engine.step(case, state)
+        spent += time.perf_counter() - t0
+    records.append(Record(state))
+    return spent, records
+
+
+def bare_compute(models, case: Case, states, batch_size: int, data_config: DataConfig) -> float:
+    """(a) the engine's windows and crops, same batches, timing the network calls only."""
+    spent = 0.0
+    with torch.inference_mode():
+        for view in ALL_VIEWS:
+            hu_stack = to_view(case.image.data, view)
+            for centres in chunks(range(hu_stack.shape[0]), batch_size):
+                x = torch.from_numpy(normalize_hu(make_windows(hu_stack, centres), data_config))
+                t0 = time.perf_counter()
+                torch.sigmoid(models[view].coarse(x))
+                spent += time.perf_counter() - t0
+        for prev, state in zip(states[:-1], states[1:]):
+            for view in ALL_VIEWS:
+                hu_stack = to_view(case.image.data, view)
+                prob_stack = to_view(prev.fused_prob, view)
+                boxes = state.boxes[view]
+                for batch in group_by_box_size(boxes, batch_size):
+                    x = torch.from_numpy(normalize_hu(make_windows(hu_stack, batch), data_config))
+                    p = torch.from_numpy(make_windows(prob_stack, batch).astype(np.float32))
+                    t0 = time.perf_counter()
+                    transformed = x * models[view].saliency(p)
+                    crops = torch.stack([crop(transformed[i], boxes[c]) for i, c in enumerate(batch)])
+                    torch.sigmoid(models[view].refine(crops))
+                    spent += time.perf_counter() - t0
+    return spent
+
+
+def released_loop(models, case: Case, states, data_config: DataConfig, sample_every: int) -> float:
+    """(b) every window, batch 1, autograd on, every round; scaled up when sampling."""
+    spent = 0.0
+    for view in ALL_VIEWS:
+        hu_stack = to_view(case.image.data, view)
+        centres = range(0, hu_stack.shape[0], sample_every)
+        t0 = time.perf_counter()
+        for c in centres:
+            x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config))
+            torch.sigmoid(models[view].coarse(x)).detach().numpy()
+        spent += (time.perf_counter() - t0) * hu_stack.shape[0] / len(centres)
+    for prev, state in zip(states[:-1], states[1:]):
+        for view in ALL_VIEWS:
+            hu_stack = to_view(case.image.data, view)
+            prob_stack = to_view(prev.fused_prob, view)
+            boxes = state.boxes[view]
+            # every window runs; keep the fine-net share exact by sampling within each kind
+            with_box = sorted(c for c, b in boxes.items() if b is not None)
+            without = [c for c in range(hu_stack.shape[0]) if c not in boxes or boxes[c] is None]
+            for group in (with_box, without):
+                if not group:
+                    continue
+                picked = group[::sample_every]
+                t0 = time.perf_counter()
+                for c in picked:
+                    x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config))
+                    p = torch.from_numpy(make_windows(prob_stack, [c]).astype(np.float32))
+                    transformed = x * models[view].saliency(p)
+                    box = boxes.get(c)
+                    if box is not None:
+                        torch.sigmoid(models[view].refine(crop(transformed, box))).detach().numpy()
+                spent += (time.perf_counter() - t0) * len(group) / len(picked)
+    return spent
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", default="tiny,cpu-small")
+    p.add_argument("--shape", type=int, nargs=3, default=(512, 512, 250))
+    p.add_argument("--rounds", type=int, default=5, help="fine rounds forced per case (paper: 5.22 on average)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sample-every", type=int, default=1, help="(b): run every k-th window and scale up")
+    p.add_argument("--no-phantom", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cases = [] if args.no_phantom else [phantom_case()]
+    cases.append(synthetic_case(tuple(args.shape)))
+    data_config = DataConfig()
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads={args.threads}, "
+          f"batch={args.batch_size}, rounds forced={args.rounds}, (b) sample every {args.sample_every}")
+    print()
+    print("| volume | preset | windows r0 / fine | engine cold s | engine warm s | (a) bare s | engine/(a) | "
+          "(b) released s | (b)/engine | maxrss MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        for preset in [s.strip() for s in args.presets.split(",") if s.strip()]:
+            models = build_models(preset)
+            engine = RSTNEngine(models, data_config, InferenceConfig(batch_size=args.batch_size))
+            cold_s, states = run_engine(engine, case, args.rounds)  # first sight of every shape (oneDNN set-up)
+            del states
+            rss = maxrss_mb()
+            engine_s, states = run_engine(engine, case, args.rounds)  # warm, as (a) and (b) run
+            bare_s = bare_compute(models, case, states, args.batch_size, data_config)
+            released_s = released_loop(models, case, states, data_config, args.sample_every)
+            windows0 = sum(case.image.shape[v.axis] for v in ALL_VIEWS)
+            fine = sum(len(b) for s in states[1:] for b in s.boxes.values())
+            print(f"| {case.case_id} | {preset} | {windows0} / {fine} | {cold_s:.1f} | {engine_s:.1f} | {bare_s:.1f} | "
+                  f"{engine_s / bare_s:.2f}x | {released_s:.1f} | {released_s / engine_s:.1f}x | {rss:.0f} |",
+                  flush=True)
+            del states
+    print()
+    print(f"peak resident memory of the whole run: {maxrss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
