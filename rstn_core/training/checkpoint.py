@@ -1,0 +1,111 @@
+"""Training checkpoints: everything needed to resume bit-exactly (SPEC §3).
+
+A checkpoint is one file written atomically (temporary file + ``os.replace``) holding tensors and
+plain Python values only, read back with ``torch.load(weights_only=True)``: a file that would
+execute code on load is refused by the safe unpickler before anything runs.
+
+Contents: format tag and version, code version, method, view, the model/data/train config dicts,
+stage index and name, iterations done in that stage, global step, S restarts, the fine losses the
+convergence check needs, model and optimiser (and grad-scaler) state dicts, and the RNG states:
+python ``random`` (lists of ints), numpy's legacy global state (lists/ints), the trainer's numpy
+``Generator`` (its bit-generator dict of ints) and torch's CPU (uint8 tensor) and CUDA generators.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rstn_core import __version__
+from rstn_core.errors import CheckpointError
+from rstn_core.models.bundle import atomic_torch_save, check_format, safe_torch_load
+
+CHECKPOINT_FORMAT = "rstn-checkpoint"
+CHECKPOINT_VERSION = 1
+LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclass
+class TrainState:
+    """Where training stands: ``iteration`` iterations of ``stages[stage_index]`` are done."""
+
+    stage_index: int = 0
+    iteration: int = 0
+    global_step: int = 0
+    restarts: int = 0
+    recent_fine_losses: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage_index": self.stage_index, "iteration": self.iteration, "global_step": self.global_step,
+                "restarts": self.restarts, "recent_fine_losses": [float(v) for v in self.recent_fine_losses]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        return cls(int(data["stage_index"]), int(data["iteration"]), int(data["global_step"]),
+                   int(data["restarts"]), [float(v) for v in data["recent_fine_losses"]])
+
+
+def capture_rng(generator: np.random.Generator) -> dict[str, Any]:
+    """RNG states as tensors and plain values (safe-loadable)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy_global": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "numpy_generator": generator.bit_generator.state,
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], generator: np.random.Generator) -> None:
+    """Inverse of :func:`capture_rng` (``generator`` is updated in place)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy_global"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    generator.bit_generator.state = state["numpy_generator"]
+    torch.set_rng_state(state["torch"].cpu())
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["torch_cuda"]])
+
+
+def save_checkpoint(path: str | Path, *, method: str, view: str, configs: dict[str, dict], train_state: TrainState,
+                    model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, generator: np.random.Generator,
+                    scaler_state: dict | None = None) -> Path:
+    """Write a checkpoint atomically; ``configs`` holds ``model_config``/``data_config``/``train_config`` dicts."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "code_version": __version__,
+        "method": method,
+        "view": view,
+        "configs": configs,
+        "state": train_state.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scaler": scaler_state,
+        "rng": capture_rng(generator),
+    }
+    return atomic_torch_save(payload, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely and check it is ours; returns the payload (tensors on the CPU)."""
+    payload = safe_torch_load(path, "training checkpoint")
+    check_format(payload, path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "training checkpoint")
+    missing = [k for k in ("configs", "state", "model", "rng", "method", "view") if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: training checkpoint lacks {missing}")
+    try:
+        payload["train_state"] = TrainState.from_dict(payload["state"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged training state: {exc}") from exc
+    return payload

@@ -1,0 +1,75 @@
+"""The named training stages (SPEC §3) and what each one trains.
+
+RSTN, per view: ``S`` (fine net on ground-truth boxes of the raw image, no saliency; the coarse
+net trains beside it with its own loss, the two nets warm up separately), ``I`` (with saliency,
+ground-truth boxes) and ``J`` (with saliency, boxes from the coarse prediction binarised at 0.5,
+ground truth where the prediction is empty). C2F (Zhou et al. 2017): ``coarse`` and ``fine``
+trained separately, the fine net on raw ground-truth crops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rstn_core.config import StageConfig
+
+BOXES_FROM_TRUTH = "truth"
+BOXES_FROM_PREDICTION = "prediction"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What a stage computes: which nets see a loss, whether g is applied, where boxes come from."""
+
+    name: str
+    trains_coarse: bool
+    trains_fine: bool
+    uses_saliency: bool
+    boxes: str  # BOXES_FROM_TRUTH or BOXES_FROM_PREDICTION
+
+
+STAGE_SPECS: dict[str, StageSpec] = {
+    "S": StageSpec("S", True, True, False, BOXES_FROM_TRUTH),
+    "I": StageSpec("I", True, True, True, BOXES_FROM_TRUTH),
+    "J": StageSpec("J", True, True, True, BOXES_FROM_PREDICTION),
+    "coarse": StageSpec("coarse", True, False, False, BOXES_FROM_TRUTH),
+    "fine": StageSpec("fine", False, True, False, BOXES_FROM_TRUTH),
+}
+
+METHOD_STAGES: dict[str, tuple[str, ...]] = {"rstn": ("S", "I", "J"), "c2f": ("coarse", "fine")}
+
+
+def check_stages(method: str, stages: Sequence[StageConfig]) -> None:
+    """Refuse stage names that do not belong to ``method`` or that repeat (ValueError, names given)."""
+    allowed = METHOD_STAGES.get(method)
+    if allowed is None:
+        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHOD_STAGES)}")
+    names = [s.name for s in stages]
+    wrong = [n for n in names if n not in allowed]
+    if wrong:
+        raise ValueError(f"stages {wrong} do not belong to method {method!r} (its stages: {', '.join(allowed)})")
+    if len(set(names)) != len(names):
+        raise ValueError(f"stages must not repeat, got {names}")
+    order = [allowed.index(n) for n in names]
+    if order != sorted(order):
+        raise ValueError(f"stages must run in the order {', '.join(allowed)}; got {', '.join(names)}")
+
+
+def stage_lr(base_lr: float, stage: StageConfig, iteration: int) -> float:
+    """Learning rate at ``iteration`` of ``stage``: halved every ``lr_halve_every`` iterations (0 = constant)."""
+    if stage.lr_halve_every <= 0:
+        return base_lr
+    return base_lr * 0.5 ** (iteration // stage.lr_halve_every)
+
+
+def converged(losses: Sequence[float], mean_below: float = 0.4, min_below: float = 0.35) -> bool:
+    """The released code's check after stage S, on the losses of its last 2% of iterations."""
+    if not losses:
+        return False
+    return sum(losses) / len(losses) < mean_below and min(losses) < min_below
+
+
+def tail_length(iterations: int, fraction: float = 0.02) -> int:
+    """How many final iterations the convergence check looks at (at least 1)."""
+    return max(1, int(round(iterations * fraction)))
