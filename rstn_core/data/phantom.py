@@ -72,12 +72,12 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
     habitus = u(0.0, 1.0)  # 0 = thin, 1 = obese
     p: dict = {"habitus": habitus}
     p["fat_sub_mm"] = 6.0 + 34.0 * habitus**1.3 + u(-3, 3)
-    p["wall_mm"] = u(9.0, 14.0)
+    p["wall_mm"] = u(5.0, 8.0)
     p["body_a"] = 138.0 + 40.0 * habitus + u(-6, 6)
     p["body_b"] = 118.0 + 42.0 * habitus + u(-6, 6)
     p["body_yc"] = u(0.0, 10.0)
     p["muscle_scale"] = u(0.8, 1.2)
-    p["vb_rx"], p["vb_ry"] = u(19.0, 23.0), u(14.0, 17.0)
+    p["vb_rx"], p["vb_ry"] = u(17.0, 20.0), u(13.0, 15.5)
     p["vb_y"] = p["body_yc"] - 0.78 * p["body_b"] + p["fat_sub_mm"] + u(80.0, 88.0)
     p["vert_pitch"], p["disc_mm"] = u(33.0, 38.0), u(7.0, 10.0)
     p["z_L1"] = u(-14.0, -4.0)
@@ -128,18 +128,20 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
                      [ax - 14, yp + 14, cz - 6], [ix - 6, yp + 14, cz - 8]]
     # pancreas centre line: uncinate, head, neck, body, body, tail, tail tip (x, y, z)
     ps = u(0.85, 1.1)
+    # (head in the C-loop anterior to the IVC, neck anterior to the confluence, body anterior to the
+    # aorta/SMA and ~10 mm in front of the splenic vein, tail towards the splenic hilum)
     p["pancreas_path"] = [
-        [ix + j(3), yp + 16 + j(3), cz - 26 + j(4)],
-        [ix + 14 + j(4), cy - 2 + j(3), cz - 12 + j(4)],
-        [cx + 2 + j(3), cy + 12 + j(2), cz + j(3)],
-        [cx - 28 + j(4), cy + 6 + j(3), cz + 6 + 0.25 * tail_rise],
-        [cx - 58 + j(4), cy - 5 + j(3), cz + 12 + 0.55 * tail_rise],
-        [tail_x + 6, yp + 4 + j(3), cz + 18 + 0.85 * tail_rise],
-        [tail_x - 6, yp - 3 + j(3), cz + 21 + tail_rise],
+        [ix + j(3), yp + 17 + j(2), cz - 24 + j(4)],
+        [ix + 14 + j(3), cy + j(2), cz - 10 + j(3)],
+        [cx + 2 + j(3), cy + 14 + j(2), cz + j(2)],
+        [cx - 28 + j(3), cy + 10 + j(2), cz + 6 + 0.25 * tail_rise],
+        [cx - 58 + j(3), cy + 1 + j(2), cz + 12 + 0.55 * tail_rise],
+        [tail_x + 8, yp + 9 + j(2), cz + 18 + 0.85 * tail_rise],
+        [tail_x - 2, yp + 3 + j(2), cz + 21 + tail_rise],
     ]
-    p["pancreas_r"] = [r * ps for r in (9.0, 13.0, 8.5, 9.0, 8.5, 8.0, 6.0)]
-    p["pancreas_lobulation"] = u(0.12, 0.22)
-    p["pancreas_cleft"] = u(1.3, 1.8)
+    p["pancreas_r"] = [r * ps for r in (9.0, 12.0, 8.5, 9.0, 8.5, 8.0, 6.5)]
+    p["pancreas_lobulation"] = u(0.10, 0.18)
+    p["pancreas_cleft"] = u(1.9, 2.4)
     p["pancreas_max_fraction"] = 0.0145
     pyl = [ix + u(2, 8), y_front - u(20, 30), cz + u(8, 14)]
     p["duodenum_path"] = [pyl, [ix + 28, pyl[1] - 12, cz + 10], [ix + 38, yp + 32, cz], [ix + 40, yp + 24, cz - 20],
@@ -160,8 +162,10 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
                        [-(x_cav - 20), p["vb_y"] + 15, p["z_L1"] - 20], [-(x_cav - 25), p["vb_y"] + 15, zb]]
     p["colon_r"] = [cr * u(0.8, 1.1) for _ in range(8)]
     p["z_mesocolon"] = p["z_L1"] - u(5, 25)
-    p["bowel_scale"] = u(22.0, 30.0)
-    p["bowel_threshold"] = u(-0.45, -0.2)
+    p["bowel_r"] = u(9.0, 12.0)
+    p["bowel_wall_mm"] = u(2.0, 3.0)
+    p["bowel_walks"] = int(rng.integers(28, 40))
+    p["bowel_steps"] = int(rng.integers(90, 150))
     p["warp_mm"] = u(4.0, 8.0)
     p["enhancement"] = u(0.85, 1.15)
     p["noise_std"] = u(10.0, 20.0)

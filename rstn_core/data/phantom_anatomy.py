@@ -40,8 +40,8 @@ TISSUES: dict[str, tuple[float, float]] = {
     "disc": (85.0, 6.0),
     "csf": (15.0, 2.0),
     "cord": (35.0, 2.0),
-    "pancreas": (105.0, 10.0),
-    "pancreas_fat": (-60.0, 15.0),
+    "pancreas": (112.0, 8.0),
+    "pancreas_fat": (-40.0, 15.0),
     "bowel_wall": (100.0, 6.0),
     "fluid": (18.0, 4.0),
     "contrast": (300.0, 30.0),
@@ -227,18 +227,23 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     shape = g.shape
     full = tuple(slice(0, n) for n in shape)
     wx, wy, wz = g.wx, g.wy, g.wz
+    # body outline, spine and back muscles use unwarped coordinates: the trunk stays upright and symmetric
+    ux = np.broadcast_to(g.x[:, None, None], shape)
+    uy = np.broadcast_to(g.y[None, :, None], shape)
+    uz = np.broadcast_to(g.z[None, None, :], shape)
     n_outline = smooth_noise(rng, shape, g.spacing, 70.0)
     n_organ = smooth_noise(rng, shape, g.spacing, 40.0)
     n_fine = smooth_noise(rng, shape, g.spacing, 9.0)
 
-    # --- body outline: superellipse, flatter at the back, wider at chest and hips -------------
-    zr = (wz - p["z_waist"]) / 120.0
-    a = p["body_a"] * (1.0 + 0.06 * zr**2) * (1 + 0.02 * n_outline)
-    b_ant = p["body_b"] * (1.0 + 0.03 * zr**2) * (1 + 0.03 * n_outline)
-    b_post = p["body_b"] * 0.78
+    # --- body outline: rounded rectangle (superellipse), flat back, wider at chest and hips ----
+    zr = (uz - p["z_waist"]) / 120.0
+    a = p["body_a"] * (1.0 + 0.06 * zr**2) * (1 + 0.012 * n_outline)
+    b_ant = p["body_b"] * (1.0 + 0.03 * zr**2) * (1 + 0.02 * n_outline)
+    b_post = p["body_b"] * 0.72
     yc = p["body_yc"]
-    yn = np.where(wy >= yc, (wy - yc) / b_ant, (wy - yc) / b_post)
-    rho = (np.abs(wx / a) ** 2.4 + np.abs(yn) ** 2.6) ** (1 / 2.4)  # (X, Y, Z) ~1 on the skin
+    yn = np.where(uy >= yc, (uy - yc) / b_ant, (uy - yc) / b_post)
+    ex_y = np.where(uy >= yc, 2.3, 3.6)  # the back is flatter than the belly
+    rho = (np.abs(ux / a) ** 2.6 + np.abs(yn) ** ex_y) ** (1 / 2.6)  # (X, Y, Z) ~1 on the skin
     body = rho < 1.0
     scale = np.minimum(a, b_ant)
     depth = (1.0 - rho) * scale  # approx. depth below the skin, mm
@@ -246,20 +251,21 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     cv.paint(full, body, "fat_sub")
     wall = body & (depth > fat_t)
     cv.paint(full, wall, "muscle")
-    muscle_t = p["wall_mm"] * (1.0 + 0.5 * np.clip(yn, 0, 1) * (np.abs(wx) < 45))
+    muscle_t = p["wall_mm"] * (1.0 + 0.6 * np.clip(yn, 0, 1) * (np.abs(ux) < 45))
     cavity = wall & (depth > fat_t + muscle_t)
     cv.paint(full, cavity, "fat_vis")
     # table: a curved slab under the back
     y_back = yc - b_post.min() if np.ndim(b_post) else yc - b_post
-    table = (np.abs(wy - (y_back - 12.0 + 0.0012 * wx**2)) < 3.0) & ~body
+    table = (np.abs(uy - (y_back - 12.0 + 0.0012 * ux**2)) < 3.0) & ~body
     cv.paint(full, table, "table")
 
     # --- spine: vertebral bodies (cortex + cancellous), discs, canal, posterior elements --------
     vb_y, vb_rx, vb_ry = p["vb_y"], p["vb_rx"], p["vb_ry"]
     pitch, z_l1 = p["vert_pitch"], p["z_L1"]
-    level = np.round((wz - z_l1) / pitch)  # 0 = L1, -1 = L2, +1 = T12 ...
-    zin = np.abs(wz - (z_l1 + level * pitch))
+    level = np.round((uz - z_l1) / pitch)  # 0 = L1, -1 = L2, +1 = T12 ...
+    zin = np.abs(uz - (z_l1 + level * pitch))
     in_body = zin < (pitch - p["disc_mm"]) / 2
+    wx, wy, wz = ux, uy, uz  # spine and back muscles: unwarped
     vb_q = np.sqrt((wx / vb_rx) ** 2 + ((wy - vb_y) / vb_ry) ** 2)
     canal_y = vb_y - vb_ry - 11.0
     vert_ids = {-4: 27, -3: 28, -2: 29, -1: 30, 0: 31, 1: 32, 2: 33}  # L5 .. T11
@@ -267,22 +273,24 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     vert_label = lut[np.clip(level, -10, 10).astype(np.int64) + 10]
     core = vb_q < 1.0
     cv.paint(full, core & ~in_body, "disc")
-    post = (((np.abs(wx) < 5) & (wy < canal_y) & (wy > canal_y - 42))  # spinous
-            | ((np.abs(wx) < 32) & (np.abs(wy - canal_y) < 4) & (zin < pitch * 0.15))  # transverse
-            | (((wx / 16) ** 2 + ((wy - canal_y) / 15) ** 2) < 1.0))  # pedicles/lamina ring
+    ring = ((wx / 14) ** 2 + ((wy - canal_y) / 13) ** 2) < 1.0
+    post = (((np.abs(wx) < 3.0) & (wy < canal_y) & (wy > canal_y - 34))  # spinous
+            | ((np.abs(wx) < 27) & (np.abs(wy - canal_y) < 2.5) & (zin < pitch * 0.12))  # transverse
+            | (ring & ~(((wx / 11) ** 2 + ((wy - canal_y) / 10) ** 2) < 1.0)))  # pedicles/lamina ring
     bone = (core | post) & in_body | post & (zin < pitch * 0.42)
     cv.paint(full, bone, "bone_cortex")
     labels_bone = bone.copy()
-    cv.paint(full, core & in_body & (vb_q < 1.0 - 2.5 / vb_rx) & (zin < (pitch - p["disc_mm"]) / 2 - 2.0),
+    cv.paint(full, core & in_body & (vb_q < 1.0 - 1.8 / vb_rx) & (zin < (pitch - p["disc_mm"]) / 2 - 1.5),
              "bone_cancellous", None)
     canal = ((wx / 9.5) ** 2 + ((wy - canal_y) / 8.0) ** 2) < 1.0
     cv.paint(full, canal, "csf", 0)
     cv.paint(full, canal & (((wx / 5) ** 2 + ((wy - canal_y) / 4.5) ** 2) < 1) & (wz > z_l1 - pitch * 0.6),
              "cord", 79)
     cv.labels[labels_bone & ~canal] = vert_label[labels_bone & ~canal]
+    wx, wy, wz = g.wx, g.wy, g.wz
 
     # --- posterior and psoas muscles ---------------------------------------------------------
-    para = (((np.abs(wx) - 28) / 24) ** 2 + ((wy - (canal_y - 22)) / 22) ** 2 < 1.0) & cavity.any(axis=None)
+    para = (((np.abs(ux) - 26) / 21) ** 2 + ((uy - (canal_y - 20)) / 20) ** 2 < 1.0)
     para &= body & (depth > fat_t)
     _paint_sided(cv, full, para & ~bone & ~canal, "muscle", wx, 86, 87, into=("muscle", "fat_vis"))
     below = np.clip(z_l1 + 20 - wz, 0, None)
@@ -395,19 +403,20 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     cv.tube(p["duodenum_path"], p["duodenum_r"], "fluid", 19, into=("fat_vis",),
             wall=("bowel_wall", 3.0), noise=n_organ, noise_amp=0.06)
 
-    # --- small bowel: blobs of a band-limited field in the free peritoneal space --------------
-    nb = smooth_noise(rng, shape, g.spacing, p["bowel_scale"])
+    # --- small bowel: continuous tubular loops (self-avoiding random walks) in the free space ----
     meso = wz < (p["z_mesocolon"] + 35 * (wx < -20) * np.clip((-wx - 20) / 60, 0, 1))
     free = cavity & meso & (cv.tissue == TISSUE_IDS["fat_vis"]) & (cv.labels == 0)
     free &= (wy > vb_y - 5) | (np.abs(wx) > 90)
-    loops = free & (nb > p["bowel_threshold"])
+    dist = bowel_loops(free, g.spacing, p, rng)  # mm from the nearest loop centre line
+    r_b = p["bowel_r"] * (1.0 + 0.12 * n_fine)
+    loops = free & (dist <= r_b)
     cv.paint(full, loops, "bowel_wall", 18)
-    lumen = loops & (nb > p["bowel_threshold"] + 0.35)
+    lumen = loops & (dist <= r_b - p["bowel_wall_mm"])
     content = smooth_noise(rng, shape, g.spacing, 45.0)
     cv.paint(full, lumen, "fluid", 18)
     if p["oral_contrast"]:
         cv.paint(full, lumen & (content > 0.3), "contrast", 18)
-    cv.paint(full, lumen & (content < -1.1) & (nb > p["bowel_threshold"] + 0.55), "air", 18)
+    cv.paint(full, lumen & (content < -1.1) & (dist <= r_b * 0.5), "air", 18)
 
     # --- pancreas: lobulated tube, fat clefts -------------------------------------------------
     n_lob = smooth_noise(rng, shape, g.spacing, 7.0)
@@ -440,6 +449,80 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     cv.tube(p["smv_path"], [5.0] * len(p["smv_path"]), "portal", 64, into=vess)
     cv.tube(p["lrv_path"], [4.5] * len(p["lrv_path"]), "ivc", 0, into=vess)
     return {"cavity": cavity}
+
+
+def bowel_loops(free: np.ndarray, spacing, p: dict, rng: np.random.Generator) -> np.ndarray:
+    """Centre lines of small-bowel loops as self-avoiding persistent random walks inside ``free``.
+
+    ``free``: (X, Y, Z) bool space the loops may occupy; ``spacing``: (3,) mm. Walks of ~3 mm steps
+    turn smoothly, stay inside ``free`` and keep ``2 * bowel_r + 2.5`` mm from earlier loop segments
+    (mesenteric fat in between). Returns (X, Y, Z) float32: distance in mm (voxel grid, unwarped) to
+    the nearest centre-line voxel (large where there is none).
+    """
+    shape = np.asarray(free.shape)
+    sp = np.asarray(spacing, dtype=np.float64)
+    centre = np.zeros(free.shape, dtype=bool)
+    # occupancy on the same grid: voxels too close to an earlier centre line
+    taken = np.zeros(free.shape, dtype=bool)
+    excl = (2.0 * p["bowel_r"] + 2.5) / sp
+    ker = np.ceil(excl).astype(int)
+    kz = np.mgrid[-ker[0]:ker[0] + 1, -ker[1]:ker[1] + 1, -ker[2]:ker[2] + 1]
+    ball = ((kz[0] / excl[0]) ** 2 + (kz[1] / excl[1]) ** 2 + (kz[2] / excl[2]) ** 2) <= 1.0
+    cand = np.argwhere(free)
+    if cand.size == 0:
+        return np.full(free.shape, 1e4, dtype=np.float32)
+    step = 3.0 / sp  # voxels per 3 mm step along each axis
+    lag = int(np.ceil((2.0 * p["bowel_r"] + 2.5) / 3.0)) + 2  # steps of a walk's own exempt tail
+
+    def mark(v):
+        lo = v - ker
+        a = np.maximum(lo, 0)
+        b = np.minimum(v + ker + 1, shape)
+        ka = a - lo
+        kb = ka + (b - a)
+        sub = ball[ka[0]:kb[0], ka[1]:kb[1], ka[2]:kb[2]]
+        taken[a[0]:b[0], a[1]:b[1], a[2]:b[2]] |= sub
+
+    for _ in range(int(p["bowel_walks"])):
+        ok = cand[~taken[cand[:, 0], cand[:, 1], cand[:, 2]]]
+        if ok.size == 0:
+            break
+        pos = ok[rng.integers(len(ok))].astype(np.float64)
+        d = rng.standard_normal(3)
+        d[2] *= 0.5
+        d /= np.linalg.norm(d)
+        trail: list[np.ndarray] = []
+        for _ in range(int(p["bowel_steps"])):
+            moved = False
+            for attempt in range(10):
+                nd = d + rng.standard_normal(3) * (0.35 + 0.25 * attempt)
+                nd[2] *= 0.7  # loops lie mostly in axial planes
+                nd /= np.linalg.norm(nd)
+                q = pos + nd * step
+                v = np.rint(q).astype(int)
+                if (v < 0).any() or (v >= shape).any() or not free[tuple(v)] or taken[tuple(v)]:
+                    continue
+                pos, d, moved = q, nd, True
+                break
+            if not moved:
+                break
+            vi = np.rint(pos).astype(int)
+            centre[tuple(vi)] = True
+            trail.append(vi)
+            if len(trail) > lag:  # the walk may not come back onto itself, only its recent tail is exempt
+                mark(trail[-lag - 1])
+        for vi in trail[-lag:]:
+            mark(vi)
+    if not centre.any():
+        return np.full(free.shape, 1e4, dtype=np.float32)
+    # 3 mm steps are at most ~1 voxel apart at 3 mm: the tube around them is continuous
+    dist = np.full(free.shape, 1e4, dtype=np.float32)
+    pad = np.ceil((p["bowel_r"] * 1.5 + 2.0) / sp).astype(int)
+    idx = np.argwhere(centre)
+    lo, hi = np.maximum(idx.min(0) - pad, 0), np.minimum(idx.max(0) + pad + 1, shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    dist[box] = ndimage.distance_transform_edt(~centre[box], sampling=sp)
+    return dist
 
 
 def _iliac(p: dict, s: int) -> list:

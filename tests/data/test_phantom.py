@@ -10,6 +10,7 @@ from rstn_core.data.phantom import PHANTOM_LABELS, generate_phantom, write_phant
 from rstn_core.errors import DataError
 
 SEEDS = (0, 1, 2)
+HU_SEEDS = tuple(range(8))
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +38,11 @@ def test_pancreas_small_and_fully_inside(phantoms, seed):
         assert idx.min() >= 2 and idx.max() <= n - 3
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", HU_SEEDS)
 def test_hu_plausible_per_organ(phantoms, seed):
-    ph = phantoms[seed]
+    ph = phantoms[seed] if seed in phantoms else generate_phantom(seed)
     med = {i: float(np.median(ph.hu[ph.labels == i])) for i in (5, 7, 52, 1)}
-    assert 60 <= med[7] <= 160
+    assert 65 <= med[7] <= 130  # portal-venous gland, thin parts partial-volumed with fat
     assert 80 <= med[5] <= 140
     assert 120 <= med[52] <= 260
     assert 90 <= med[1] <= 150
