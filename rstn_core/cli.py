@@ -17,6 +17,7 @@ from rstn_core.errors import RstnError
 # subcommand name -> module; order is the order shown in --help
 COMMANDS: dict[str, str] = {
     "phantoms": "rstn_core.commands.phantoms",
+    "train": "rstn_core.commands.train",
     "predict": "rstn_core.commands.predict",
     "evaluate": "rstn_core.commands.evaluate",
 }

@@ -1,0 +1,29 @@
+import pytest
+import torch
+
+from rstn_core.cli import main
+from rstn_core.data.phantom import write_phantom_dataset
+from rstn_core.models.bundle import load_bundle
+from rstn_core.types import View
+
+
+@pytest.mark.slow
+def test_rstn_train_writes_a_bundle_and_resumes(tmp_path):
+    write_phantom_dataset(tmp_path / "data", 3, seed=1, spacing=(8.0, 8.0, 8.0))
+    args = ["train", "--data", str(tmp_path / "data"), "--folds", "3", "--recipe", "tiny", "--view", "axial",
+            "--iterations", "S=2,I=1,J=1", "--labels", "7", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(args) == 0
+    bundle = load_bundle(tmp_path / "run" / "model.rstn")
+    assert bundle.views == (View.AXIAL,) and bundle.data_config.target_labels == (7,)
+    assert bundle.meta["training"]["fold"] == 0 and len(bundle.meta["training"]["train_cases"]) == 2
+    first = {k: v.clone() for k, v in bundle.models[View.AXIAL].state_dict().items()}
+    assert main(args + ["--resume"]) == 0  # finished run: resuming changes nothing
+    again = load_bundle(tmp_path / "run" / "model.rstn").models[View.AXIAL].state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+
+def test_rstn_train_refuses_bad_options(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--stages", "S,X"]) == 2
+    assert "unknown stages ['X']" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--iterations", "S=a"]) == 2
+    assert "--iterations" in capsys.readouterr().err
