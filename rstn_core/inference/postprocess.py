@@ -15,10 +15,27 @@ def keep_large_components(mask: np.ndarray, min_fraction: float = 0.5) -> np.nda
     if not 0.0 <= min_fraction <= 1.0:
         raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction}")
     mask = np.asarray(mask, dtype=bool)
-    labels, count = ndimage.label(mask)
+    out = mask.copy()
+    region = _bounding_region(mask)  # label only the mask's bounding box: same components, far less work
+    if region is None:
+        return out
+    labels, count = ndimage.label(mask[region])
     if count <= 1:
-        return mask.copy()
+        return out
     sizes = np.bincount(labels.ravel())[1:]  # (count,) component sizes, label 1..count
     keep = np.zeros(count + 1, dtype=bool)
     keep[1:] = sizes >= min_fraction * sizes.max()
-    return keep[labels]
+    out[region] = keep[labels]
+    return out
+
+
+def _bounding_region(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Slices of the smallest box holding every True voxel of ``mask``; ``None`` if it is empty."""
+    region = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        if hits.size == 0:
+            return None
+        region.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(region)

@@ -80,3 +80,15 @@ def test_accumulator_pastes_inside_boxes_and_counts_empty_windows():
 def test_group_by_box_size_batches_equal_sizes_only():
     boxes = {0: BBox(0, 4, 0, 4), 1: BBox(2, 6, 1, 5), 2: BBox(0, 5, 0, 4), 3: None, 4: BBox(1, 5, 1, 5)}
     assert group_by_box_size(boxes, 2) == [[0, 1], [4], [2]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_postprocess_matches_labelling_the_whole_volume(seed):
+    from scipy import ndimage
+
+    mask = np.zeros((17, 19, 13), bool)
+    mask[3:14, 4:15, 2:11] = np.random.default_rng(seed).random((11, 11, 9)) > 0.6
+    labels, count = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel())
+    expected = np.isin(labels, [i for i in range(1, count + 1) if sizes[i] >= 0.5 * sizes[1:].max()])
+    assert np.array_equal(keep_large_components(mask), expected)
