@@ -165,3 +165,19 @@ def test_several_organs_make_one_label_map_with_a_table(tmp_path):
     assert np.array_equal(labels == 7, organ)
     assert json.loads((tmp_path / "organs.labels.json").read_text()) == {"0": "background", "3": "body",
                                                                           "7": "pancreas"}
+
+
+def test_a_dicom_folder_is_one_case(tmp_path):
+    from rstn_core.dicom import write_dicom_series
+
+    organ = ellipsoid(SHAPE, centre=(8, 12, 9), radii=(4, 6, 3))
+    hu = np.random.default_rng(0).uniform(-100, 100, size=SHAPE).round().astype(np.float32)
+    hu[organ] = 200.0
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    write_dicom_series(hu, affine, tmp_path / "PANCREAS_0001")
+    cases, batch = predict.find_cases(tmp_path / "PANCREAS_0001")
+    assert not batch and cases[0][0] == "PANCREAS_0001"
+    out = tmp_path / "out.nii.gz"
+    summary = predict.predict_case([stub_organ(7, "pancreas", 150.0)], cases[0][1], out, progress=False)
+    assert summary["voxels"] == organ.sum()
+    assert np.array_equal(np.asarray(nib.load(out).dataobj).astype(bool), organ)
