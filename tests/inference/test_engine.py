@@ -195,3 +195,19 @@ def test_models_must_agree_on_the_method():
         RSTNEngine({View.AXIAL: StubModel(), View.CORONAL: StubModel(uses_saliency=False)}, DataConfig())
     with pytest.raises(RstnError, match="at least one view"):
         RSTNEngine({}, DataConfig())
+
+
+@pytest.mark.parametrize("method, fusion", [("rstn", "mean"), ("c2f", "vote")])
+def test_from_bundle_uses_the_bundle_models_and_method_defaults(method, fusion):
+    from rstn_core.config import ModelConfig
+    from rstn_core.models.bundle import ModelBundle
+    from rstn_core.models.rstn import build_model
+
+    config = ModelConfig.from_preset("tiny")
+    bundle = ModelBundle(method, config, DataConfig(target_labels=(7,)), {View.AXIAL: build_model(method, config)})
+    engine = RSTNEngine.from_bundle(bundle)
+    assert engine.views == (View.AXIAL,) and engine.config.fusion == fusion
+    assert engine.uses_saliency == (method == "rstn") and engine.data_config.target_labels == (7,)
+    assert not bundle.models[View.AXIAL].training
+    state = engine.start(organ_case())
+    assert state.fused_prob.shape == SHAPE and state.round == 0
