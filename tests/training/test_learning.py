@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+import torch
+from rstn_training_synthetic import blob_windows
+
+from rstn_core.config import DataConfig
+from rstn_core.models.rstn import build_model
+from rstn_core.training.loop import train_view
+from rstn_core.training.metrics_log import read_metrics
+from rstn_core.training.recipes import get_recipe, with_iterations
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(run=False, reason="not yet achieved: from random init the cpu-small FCN-8s stayed at fine loss "
+                   "~0.6-0.7 after 230 iterations (5.6 min on 2 shared cores); needs recipe tuning (lr/init/data)")
+def test_cpu_small_recipe_drives_the_fine_loss_down(tmp_path):
+    """S -> I -> J on an easy synthetic set (bright blobs in noise): the fine soft-DSC loss falls below 0.3."""
+    torch.set_num_threads(2)
+    windows = blob_windows(16, h=29, w=31, seed=3, radius=(5.0, 8.0))
+    recipe = get_recipe("cpu-small")
+    tc = with_iterations(recipe.train.replace(lr=3e-3, margin=6, log_every=1, checkpoint_every=10**6),
+                         {"S": 150, "I": 40, "J": 40})
+    torch.manual_seed(0)
+    model = build_model("rstn", recipe.model)
+    result = train_view(model, windows, view="axial", model_config=recipe.model, data_config=DataConfig(),
+                        train_config=tc, out_dir=tmp_path, progress=False)
+    assert result.finished
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    first = np.mean([r["loss_1"] for r in records[:10]])
+    last = np.mean([r["loss_1"] for r in records[-20:]])
+    print(f"fine loss: first 10 iterations {first:.3f}, last 20 {last:.3f}")
+    assert first > 0.5 and last < 0.3
