@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rstn_core.config import DataConfig, InferenceConfig
+from rstn_core.config import DataConfig
 from rstn_core.errors import CheckpointError, DataError, RstnError
 from rstn_core.types import Case, Orientation, Volume
 
@@ -90,30 +90,48 @@ def _device() -> str:
     return os.environ.get("RSTN_DEVICE", "cpu")
 
 
-def inference_config() -> InferenceConfig:
-    """Settings of the app's engines (SPEC §4 defaults; RSTN_MAX_ROUNDS may lower the round cap)."""
-    return InferenceConfig(max_rounds=int(os.environ.get("RSTN_MAX_ROUNDS", "10")))
+def _configured(engine: Any) -> Any:
+    """Apply $RSTN_MAX_ROUNDS (a lower round cap for slow machines) through the engine's public API."""
+    cap = os.environ.get("RSTN_MAX_ROUNDS")
+    if cap and hasattr(engine, "with_config"):
+        return engine.with_config(max_rounds=int(cap))
+    return engine
+
+
+def bundle_details(bundle: Any) -> str:
+    """'RSTN · trained (...) · views ... · preset ...' from a loaded bundle's own fields."""
+    meta = dict(getattr(bundle, "meta", {}) or {})
+    trained = meta.get("trained", True)
+    parts = [str(bundle.method).upper(), "trained" if trained else "UNTRAINED (random weights)"]
+    for key in ("trained_on", "dataset", "iterations", "note"):
+        if meta.get(key) not in (None, ""):
+            parts.append(f"{key.replace('_', ' ')}: {meta[key]}")
+    parts.append("views " + "/".join(v.value for v in bundle.models))
+    parts.append(f"preset {bundle.model_config.preset} (width {bundle.model_config.width})")
+    parts.append(f"target label(s) {list(bundle.data_config.target_labels)}")
+    return " · ".join(parts)
 
 
 def _bundle_loader(path: Path) -> Callable[[], Any]:
-    def load() -> Any:
+    def load() -> tuple[Any, str]:
         from rstn_core.inference.engine import RSTNEngine
         from rstn_core.models.bundle import load_bundle
 
         bundle = load_bundle(path, _device())
-        return RSTNEngine.from_bundle(bundle, inference_config(), _device())
+        engine = RSTNEngine.from_bundle(bundle, None, _device())  # C2F fuses by vote, RSTN by mean
+        return _configured(engine), bundle_details(bundle)
 
     return load
 
 
 def _bundle_method(path: Path) -> tuple[str, bool]:
-    """(method, trained) read from a bundle's name; the loaded bundle's own fields win later."""
+    """(method, trained) guessed from a bundle's file name; the loaded bundle's own fields are shown later."""
     method = "c2f" if "c2f" in path.stem.lower() else "rstn"
     return method, True
 
 
 def _untrained_loader(method: str) -> Callable[[], Any]:
-    def load() -> Any:
+    def load() -> tuple[Any, str]:
         from rstn_core.config import ModelConfig
         from rstn_core.inference.engine import RSTNEngine
         from rstn_core.models.bundle import ModelBundle
@@ -123,8 +141,8 @@ def _untrained_loader(method: str) -> Callable[[], Any]:
         config = ModelConfig.from_preset("tiny")
         models = {view: build_model(method, config).eval() for view in ALL_VIEWS}
         bundle = ModelBundle(method, config, DataConfig(target_labels=(PANCREAS_LABEL,)), models,
-                             {"trained": False, "note": "random weights (no demo bundle found)"})
-        return RSTNEngine.from_bundle(bundle, inference_config(), _device())
+                             {"trained": False, "note": "no demo bundle found"})
+        return _configured(RSTNEngine.from_bundle(bundle, None, _device())), bundle_details(bundle)
 
     return load
 
@@ -189,12 +207,14 @@ def get_engine(choice: ModelChoice) -> EngineHandle:
         handle = _ENGINES.get(choice.key)
         if handle is None:
             try:
-                engine = choice.loader()
+                loaded = choice.loader()
             except RstnError:
                 raise
             except (OSError, KeyError, ValueError, RuntimeError) as exc:
                 raise CheckpointError(f"model {choice.label}: cannot be loaded: {exc}") from exc
-            handle = EngineHandle(choice, engine, describe_engine(choice, engine))
+            engine, details = loaded if isinstance(loaded, tuple) else (loaded, "")
+            handle = EngineHandle(choice, engine, f"{choice.label} · {details}" if details
+                                  else describe_engine(choice, engine))
             _ENGINES[choice.key] = handle
         return handle
 

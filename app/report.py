@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from rstn_core.types import ALL_VIEWS, View
 
@@ -131,6 +132,7 @@ def curves_figure(series: dict[str, Sequence[Any]], stop_dsc: float) -> str:
             ax.plot(*zip(*inter), style, marker="o", color="#1f77b4", label=f"{name}: inter-round DSC")
         if truth:
             ax.plot(*zip(*truth), style, marker="s", color="#d62728", label=f"{name}: DSC vs truth")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel("DSC")
     ax.set_ylim(0, 1.02)

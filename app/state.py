@@ -118,12 +118,17 @@ class SessionState(param.Parameterized):
         return self._engine_provider(choice).engine
 
     def _describe_model(self) -> None:
+        """Load the chosen model now (shared, once per process) and say what it is."""
         choice = self.choice()
         if choice is None:
             self.model_info = "no model available"
+            self.error = "no model is available: put a .rstn bundle in rstn_core/demo or the data folder"
             return
-        trained = "trained" if choice.trained else "UNTRAINED (random weights or test engine)"
-        self.model_info = f"{choice.label} · method {choice.method.upper()} · {trained}"
+        handle = self._guarded(f"model {choice.label}", lambda: self._engine_provider(choice))
+        if handle is None:
+            self.model_info = f"{choice.label} (failed to load)"
+            return
+        self.model_info = handle.description
 
     @param.depends("model", watch=True)
     def _on_model(self) -> None:
@@ -218,9 +223,8 @@ class SessionState(param.Parameterized):
             log.info("%s took %.2f s", name, time.perf_counter() - t0)
 
     def _append(self, state: Any) -> None:
-        self.rounds = [*self.rounds, state]
-        self.round_index = len(self.rounds) - 1
-        self.status = self._round_status(state)
+        # one batched update: every view re-renders once per round
+        self.param.update(rounds=[*self.rounds, state], round_index=len(self.rounds), status=self._round_status(state))
 
     @staticmethod
     def _round_status(state: Any) -> str:
@@ -238,8 +242,8 @@ class SessionState(param.Parameterized):
         backend.check_case_for_engine(case, engine)
         self.status = "coarse stage running…"
         state = await asyncio.to_thread(engine.start, case)
-        self._clear_rounds()
-        self._append(state)
+        self._saliency_cache.clear()
+        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=self._round_status(state))
 
     async def _one_step(self) -> None:
         if not self.rounds:
@@ -257,20 +261,20 @@ class SessionState(param.Parameterized):
         if not states:
             self.status = f"{label}: coarse stage running…"
             states = [await asyncio.to_thread(engine.start, case)]
-            self._store(rounds_attr, states)
+            self._store(rounds_attr, states, label)
         while states[-1].stopped is None and not self._cancel_requested:
             self.status = f"{label}: round {states[-1].round + 1} running…"
             states.append(await asyncio.to_thread(engine.step, case, states[-1]))
-            self._store(rounds_attr, states)
+            self._store(rounds_attr, states, label)
             self.progress = min(99, int(100 * states[-1].round / max(cap, 1)))
         if self._cancel_requested:
             self.status = f"{label}: cancelled after round {states[-1].round}"
 
-    def _store(self, rounds_attr: str, states: list) -> None:
-        setattr(self, rounds_attr, list(states))
+    def _store(self, rounds_attr: str, states: list, label: str) -> None:
+        updates: dict[str, Any] = {rounds_attr: list(states), "status": f"{label}: {self._round_status(states[-1])}"}
         if rounds_attr == "rounds":
-            self.round_index = len(states) - 1
-            self.status = self._round_status(states[-1])
+            updates["round_index"] = len(states) - 1
+        self.param.update(**updates)
 
     @param.depends("coarse", watch=True)
     async def _on_coarse(self) -> None:

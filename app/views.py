@@ -27,6 +27,7 @@ CLEAR = {"NaN": "transparent", "min": "transparent"}
 
 
 def _frame_size(geom: display.DisplayGeometry, largest: int) -> dict:
+    """Frame width and height (px) with the physical aspect of the view; the larger side is ``largest``."""
     aspect = geom.aspect
     if aspect >= 1:
         return {"frame_width": largest, "frame_height": max(40, int(round(largest / aspect)))}
@@ -78,7 +79,7 @@ class SliceViewer(pn.viewable.Viewer):
         if rounds:
             title += f" · round {rounds[min(round_index, len(rounds) - 1)].round}"
         return _image(hu, geom, "HU").opts(
-            cmap="gray", tools=["hover"], title=title, data_aspect=1, xlabel="patient right ← → left (mm)",
+            cmap="gray", tools=["hover"], title=title, xlabel="patient right ← → left (mm)",
             ylabel="mm", colorbar=False, toolbar="above", **_frame_size(geom, FRAME))
 
     def _truth(self, case, view, slice_index, round_index, rounds, outline, errors, show_truth,
@@ -159,9 +160,9 @@ class SaliencyPanel(pn.viewable.Viewer):
         for c, name in enumerate(("slice j−1", "slice j", "slice j+1")):
             w = _image(display.to_display(sal.weights[c]), geom, "weight").opts(
                 cmap=DIVERGING, clim=clim, colorbar=c == 2, tools=["hover"], title=f"g(P) channel {c + 1} ({name})",
-                data_aspect=1, xaxis=None, yaxis=None, toolbar=None, **size)
+                xaxis=None, yaxis=None, toolbar=None, **size)
             t = _image(display.to_display(sal.transformed[c]), geom, "input").opts(
-                cmap="gray", clim=(0, 1), tools=["hover"], title=f"X⊙g(P) channel {c + 1}", data_aspect=1,
+                cmap="gray", clim=(0, 1), tools=["hover"], title=f"X⊙g(P) channel {c + 1}",
                 xaxis=None, yaxis=None, toolbar=None, **size)
             if box is not None:
                 t = t * hv.Rectangles([box]).opts(fill_alpha=0, line_color="#ffd700", line_width=2)
@@ -196,11 +197,11 @@ class ProbabilityPanel(pn.viewable.Viewer):
             arr = display.display_slice(np.asarray(prob, dtype=np.float32), s.view, s.slice_index)
             items.append(_image(arr, geom, "p").opts(cmap="magma", clim=(0, 1), title=f"P from {view.value} nets",
                                                      tools=["hover"], xaxis=None, yaxis=None, toolbar=None,
-                                                     data_aspect=1, **size))
+                                                     **size))
         fused = display.display_slice(round_state.fused_prob, s.view, s.slice_index)
         items.append(_image(fused, geom, "p").opts(cmap="magma", clim=(0, 1), title="fused P", colorbar=True,
                                                    tools=["hover"], xaxis=None, yaxis=None, toolbar=None,
-                                                   data_aspect=1, **size))
+                                                   **size))
         return pn.pane.HoloViews(hv.Layout(items).cols(4).opts(shared_axes=False), linked_axes=False)
 
     def __panel__(self):
@@ -226,6 +227,7 @@ def rounds_table_html(rounds, test_id: str = "rounds-table", title: str = "") ->
 def dsc_curves(series: dict, stop_dsc: float) -> hv.Overlay:
     """Inter-round DSC and DSC vs truth per round for each named list of rounds, stop threshold line."""
     layers = [hv.HLine(stop_dsc).opts(color="grey", line_dash="dashed", line_width=1)]
+    last = max((r.round for rounds in series.values() for r in rounds), default=1)
     styles = {0: "solid", 1: "dotdash"}
     for i, (name, rounds) in enumerate(series.items()):
         inter = [(r.round, r.inter_round_dsc) for r in rounds if r.inter_round_dsc is not None]
@@ -239,7 +241,8 @@ def dsc_curves(series: dict, stop_dsc: float) -> hv.Overlay:
     return hv.Overlay(layers).opts(
         title=f"DSC per round (dashed grey: stop threshold {stop_dsc})", legend_position="bottom_right",
         xlabel="round", ylabel="DSC",
-        frame_width=420, frame_height=240, ylim=(0, 1.02), show_grid=True, toolbar=None)
+        frame_width=420, frame_height=240, ylim=(0, 1.02), xlim=(-0.3, max(last, 1) + 0.3),
+        xticks=list(range(max(last, 1) + 1)), show_grid=True, toolbar=None)
 
 
 class ConvergencePanel(pn.viewable.Viewer):
@@ -276,7 +279,7 @@ class ComparePanel(pn.viewable.Viewer):
         plots = []
         for key, rounds in ((s.model, s.rounds), (s.compare_model, s.compare_rounds)):
             last = rounds[-1]
-            ct = _image(hu, geom, "HU").opts(cmap="gray", clim=s.display.clim(), data_aspect=1, xaxis=None,
+            ct = _image(hu, geom, "HU").opts(cmap="gray", clim=s.display.clim(), xaxis=None,
                                              yaxis=None, toolbar=None, **_frame_size(geom, 300))
             pred = display.display_slice(last.mask, s.view, s.slice_index)
             if s.case.label is not None:
@@ -358,8 +361,8 @@ class Sidebar(pn.viewable.Viewer):
         self.load_upload = pn.widgets.Button(name="Load uploaded files")
         self.load_upload.on_click(self._on_upload)
         root = str(backend.data_root())
-        self.picker = pn.widgets.FileSelector(directory=root, root_directory=root, only_files=False, height=260,
-                                              name="Server data folder", css_classes=["file-picker"])
+        self.picker = pn.widgets.FileSelector(directory=root, root_directory=root, only_files=False, height=300,
+                                              width=600, name="Server data folder", css_classes=["file-picker"])
         self.as_image = pn.widgets.Button(name="Selected → image")
         self.as_label = pn.widgets.Button(name="Selected → label")
         self.as_image.on_click(lambda e: self._pick("image_path"))
@@ -459,16 +462,24 @@ class Sidebar(pn.viewable.Viewer):
             text = f"<html><body><p>Report failed: {exc}</p></body></html>"
         return io.BytesIO(text.encode("utf-8"))
 
-    def __panel__(self):
+    def data_panel(self) -> pn.viewable.Viewable:
+        """Upload and server-folder loading, shown in its own tab (the file picker needs room)."""
         s = self.state
         paths = pn.pane.Markdown(pn.bind(lambda i, l: f"image: `{i or '–'}`  \nlabel: `{l or '–'}`",
                                          s.param.image_path, s.param.label_path))
+        limit = f"Uploads: NIfTI only, at most {backend.MAX_UPLOAD_MB} MB per file (RSTN_MAX_UPLOAD_MB)."
+        return pn.Row(
+            pn.Column("#### Upload a NIfTI", limit, self.image_drop, self.label_drop, self.load_upload, width=340),
+            pn.Column(f"#### Server data folder `{backend.data_root()}`",
+                      "Select a NIfTI file or a DICOM folder, then set it as the image (and a label map).",
+                      self.picker, pn.Row(self.as_image, self.as_label), paths, self.load_files, width=620),
+            css_classes=["data-panel"])
+
+    def __panel__(self):
         return pn.Column(
             "### Model", self.model, self.compare_model,
             "### Case", self.demo, self.organ,
-            pn.Accordion(("Upload NIfTI", pn.Column(self.image_drop, self.label_drop, self.load_upload)),
-                         ("Server data folder", pn.Column(self.picker, pn.Row(self.as_image, self.as_label), paths,
-                                                          self.load_files)), active=[], width=300),
+            pn.pane.Markdown("Other CTs: **Load another CT** above the images.", margin=(0, 10)),
             "### Inference", pn.Row(self.coarse, self.step), self.run, pn.Row(self.cancel, self.reset), self.compare,
             self.progress,
             "### Navigation", self.view, self.slice, self.round, self.worst, self.keys,

@@ -20,7 +20,8 @@ def _choices(engines: dict) -> list[backend.ModelChoice]:
 
 
 def _provider(choice):
-    return backend.EngineHandle(choice, choice.loader(), choice.label)
+    engine = choice.loader()
+    return backend.EngineHandle(choice, engine, backend.describe_engine(choice, engine))
 
 
 @pytest.fixture
@@ -288,3 +289,18 @@ def test_engines_are_built_once_and_shared():
 
 def test_views_are_the_three_anatomical_ones(state):
     assert state.param.view.objects == [v.value for v in View]
+
+
+def test_a_model_that_cannot_load_is_a_message(engines):
+    from rstn_core.errors import CheckpointError
+
+    def broken():
+        raise CheckpointError("model.rstn: weights of view 'axial' do not fit the stored model configuration")
+
+    choices = [backend.ModelChoice("bad", "bad bundle", "rstn", True, broken), *_choices(engines)]
+    s = SessionState(choices=choices, engine_provider=backend.get_engine)
+    assert "do not fit" in s.error and "failed to load" in s.model_info
+    s.param.trigger("load_demo")
+    s.model = "rstn"
+    s.param.trigger("step")
+    assert len(s.rounds) == 1 and s.error == ""
