@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,7 +320,7 @@ def _write_upload(folder: Path, stem: str, name: str, data: bytes) -> Path:
     if suffix == ".nii.gz":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{name}: not a valid gzip file (truncated upload?): {exc}") from None
         suffix = ".nii"
     path = folder / f"{stem}{suffix}"

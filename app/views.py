@@ -361,7 +361,7 @@ class Sidebar(pn.viewable.Viewer):
         self.load_upload = pn.widgets.Button(name="Load uploaded files")
         self.load_upload.on_click(self._on_upload)
         root = str(backend.data_root())
-        self.picker = pn.widgets.FileSelector(directory=root, root_directory=root, only_files=False, height=300,
+        self.picker = pn.widgets.FileSelector(directory=root, root_directory=root, only_files=False,
                                               width=600, name="Server data folder", css_classes=["file-picker"])
         self.as_image = pn.widgets.Button(name="Selected → image")
         self.as_label = pn.widgets.Button(name="Selected → label")

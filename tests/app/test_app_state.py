@@ -193,6 +193,7 @@ def test_upload_nii_gz_with_label(state):
 
 @pytest.mark.parametrize("name, payload, label, message", [
     ("ct.nii.gz", b"\x1f\x8b\x08\x00broken", None, "gzip"),
+    ("ct.nii.gz", b"\x1f\x8b\x08\x00" + b"truncated" * 50, None, "gzip"),
     ("ct.nii", b"not a nifti at all", None, "ct.nii"),
     ("notes.txt", b"hello", None, "NIfTI"),
 ])

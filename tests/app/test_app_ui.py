@@ -228,3 +228,18 @@ def test_compare_with_baseline(app_page, server, console_problems):
     page.screenshot(path=str(FIGURES / "app_compare.png"), full_page=True)
     assert console_problems == []
     assert _server_problems(server[1]) == [], server[1].read_text()[-4000:]
+
+
+def test_truncated_upload_is_an_alert(app_page, tmp_path, server):
+    page = app_page
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00" + b"truncated" * 50)
+    page.locator(".card-header", has_text="Load another CT").click()
+    page.locator(".image-drop input[type=file]").set_input_files(str(bad))
+    time.sleep(3)  # FilePond uploads in chunks before the button sees the file
+    page.get_by_role("button", name="Load uploaded files").click()
+    alert = page.locator(".error-alert")
+    expect(alert).to_contain_text("broken.nii.gz", timeout=30_000)
+    expect(alert).to_contain_text("gzip")
+    expect(page.get_by_test_id("case-info")).to_contain_text("phantom")
+    assert _server_problems(server[1]) == [], server[1].read_text()[-4000:]
