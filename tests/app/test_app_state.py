@@ -305,3 +305,26 @@ def test_a_model_that_cannot_load_is_a_message(engines):
     s.model = "rstn"
     s.param.trigger("step")
     assert len(s.rounds) == 1 and s.error == ""
+
+
+def test_bundles_under_the_data_root_are_offered_and_run(tmp_path, monkeypatch):
+    """The real path: a .rstn bundle is listed, loaded through load_bundle + RSTNEngine, and described."""
+    from rstn_core.config import DataConfig, ModelConfig
+    from rstn_core.models.bundle import ModelBundle, save_bundle
+    from rstn_core.models.rstn import build_model
+
+    config = ModelConfig.from_preset("tiny")
+    models = {View.AXIAL: build_model("rstn", config)}
+    save_bundle(ModelBundle("rstn", config, DataConfig(target_labels=(7,)), models, {"trained": True}),
+                tmp_path / "mine.rstn")
+    monkeypatch.setenv("RSTN_DATA_ROOT", str(tmp_path))
+    monkeypatch.delenv(backend.ENGINE_FACTORY_ENV, raising=False)
+    choices = [c for c in backend.model_choices() if c.source == str(tmp_path / "mine.rstn")]
+    assert len(choices) == 1 and choices[0].method == "rstn"
+    s = SessionState(choices=choices)
+    assert "views axial" in s.model_info and "trained" in s.model_info and s.error == ""
+    small = backend._synthetic_case()
+    s.set_case(small)
+    s.param.trigger("coarse")
+    assert s.error == "" and len(s.rounds) == 1
+    assert set(s.rounds[0].view_probs) == {View.AXIAL}
