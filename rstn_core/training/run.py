@@ -1,0 +1,147 @@
+"""A whole training run on a dataset folder as one function: the views of one method -> a model bundle.
+
+``rstn train`` (``rstn_core/commands/train.py``) and ``notebooks/train.ipynb`` do the same thing:
+discover the dataset, hold out one fold, load the training cases, train each view through the
+recipe's stages with :func:`rstn_core.training.loop.train_view` and save a :class:`ModelBundle`.
+This module holds that sequence so both can call it (STYLE habit 7).
+
+Output folder ``out``: ``model.rstn`` and per view ``<view>/last.ckpt``, ``<view>/metrics.jsonl``
+and ``<view>/curves.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rstn_core.config import ModelConfig, TrainConfig
+from rstn_core.types import ALL_VIEWS, View
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The configurations of one run, resolved from a recipe name and its overrides."""
+
+    recipe: str
+    method: str
+    model_config: ModelConfig
+    train_config: TrainConfig
+
+
+def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str | None = None,
+                 seed: int | None = None, stages: Sequence[str] | None = None,
+                 iterations: Mapping[str, int] | int | None = None) -> TrainingPlan:
+    """Recipe ``recipe`` for ``method`` with overrides: model ``preset``, ``seed``, the ``stages`` to run
+    (e.g. ``["I", "J"]``) and per-stage ``iterations`` (``{"S": 50}`` or one int for every stage).
+
+    Raises ``ValueError`` naming an unknown recipe, preset or stage.
+    """
+    from rstn_core.training.recipes import get_recipe, select_stages, with_iterations
+
+    chosen = get_recipe(recipe, method)
+    model_config = chosen.model
+    if preset:
+        model_config = ModelConfig.from_preset(preset, dropout=model_config.dropout)
+    train_config = chosen.train
+    if seed is not None:
+        train_config = train_config.replace(seed=int(seed))
+    if stages:
+        train_config = select_stages(train_config, list(stages))
+    if iterations is not None:
+        if isinstance(iterations, int):
+            iterations = {s.name: iterations for s in train_config.stages}
+        train_config = with_iterations(train_config, dict(iterations))
+    return TrainingPlan(recipe, method, model_config, train_config)
+
+
+def parse_views(view: str | View | Sequence[str | View]) -> list[View]:
+    """``"all"`` -> the three views; a name or a list of names -> those views."""
+    if isinstance(view, str | View):
+        return list(ALL_VIEWS) if view == "all" else [View.parse(view)]
+    return [View.parse(v) for v in view]
+
+
+def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, views: str | Sequence[str] = "axial",
+                  fold: int = 0, folds: int = 4, split: str | Path | None = None,
+                  labels: Sequence[int] | None = None, organ: str = "pancreas", vgg16: str | None = None,
+                  resume: bool = False, device: str = "cpu", progress: bool = True) -> Path | None:
+    """Train ``views`` of ``plan.method`` on the training cases of ``fold`` of the dataset at ``data``.
+
+    ``folds``: number of folds of the sorted case ids (or ``split``: a JSON split file). ``labels``:
+    target label ids (default: the dataset's). ``vgg16``: ImageNet VGG16 weights for both FCNs.
+    ``resume``: continue from ``out/<view>/last.ckpt``. Returns the bundle path ``out/model.rstn``
+    (``None`` on ranks other than 0 of a distributed run).
+    Raises :class:`RstnError` (user errors) with the offending value in the message.
+    """
+    import torch
+
+    from rstn_core import __version__
+    from rstn_core.config import DataConfig
+    from rstn_core.data.folds import fold_cases, kfold_split, load_split
+    from rstn_core.data.layouts import discover_dataset
+    from rstn_core.data.sampler import TrainingWindows
+    from rstn_core.errors import RstnError
+    from rstn_core.io import load_case
+    from rstn_core.models.bundle import BUNDLE_SUFFIX, ModelBundle, save_bundle
+    from rstn_core.models.rstn import build_model
+    from rstn_core.models.weights import load_vgg16_weights
+    from rstn_core.training.checkpoint import LAST_CHECKPOINT
+    from rstn_core.training.distributed import barrier, init_distributed, shutdown
+    from rstn_core.training.loop import train_view
+
+    try:
+        view_list = parse_views(views)
+    except ValueError as exc:
+        raise RstnError(str(exc)) from exc
+    method, model_config, train_config = plan.method, plan.model_config, plan.train_config
+    dataset = discover_dataset(data)
+    targets = tuple(int(t) for t in labels) if labels else tuple(dataset.default_target_labels)
+    data_config = DataConfig(target_labels=targets)
+    split_folds = load_split(split, dataset.case_ids) if split else kfold_split(dataset.case_ids, folds)
+    train_ids, test_ids = fold_cases(dataset.case_ids, split_folds, fold)
+    log.info("%s (%s): %d training cases, %d held out (fold %d)", dataset.name, dataset.layout, len(train_ids),
+             len(test_ids), fold)
+    cases = [load_case(dataset.get(c).image, dataset.get(c).label, targets, case_id=c) for c in train_ids]
+
+    info, torch_device = init_distributed(device)
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise RstnError(f"device {device!r}: CUDA is not available on this machine")
+    out = Path(out)
+    models = {}
+    try:
+        for view in view_list:
+            windows = TrainingWindows(cases, view, data_config)
+            torch.manual_seed(train_config.seed)
+            model = build_model(method, model_config)
+            reinit = None
+            if vgg16:
+                for net in (model.coarse_net, model.fine_net):
+                    load_vgg16_weights(net, vgg16)
+
+                def reinit(m, _cfg=model_config):
+                    m.load_state_dict(build_model(method, _cfg).state_dict())
+                    for net in (m.coarse_net, m.fine_net):
+                        load_vgg16_weights(net, vgg16)
+            checkpoint = out / view.value / LAST_CHECKPOINT if resume else None
+            if checkpoint is not None and not checkpoint.exists():
+                raise RstnError(f"resume: no checkpoint at {checkpoint}")
+            result = train_view(model, windows, view=view.value, model_config=model_config, data_config=data_config,
+                                train_config=train_config, out_dir=out / view.value, device=torch_device,
+                                resume=checkpoint, reinit=reinit, dist_info=info, progress=progress)
+            models[view] = result.model.cpu().eval()
+            barrier(info)
+        if not info.is_main:
+            return None
+        meta = {"organ": organ, "target_labels": list(targets), "code_version": __version__,
+                "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": fold,
+                             "train_cases": train_ids, "test_cases": test_ids, "recipe": plan.recipe,
+                             "train_config": train_config.to_dict()}}
+        path = save_bundle(ModelBundle(method, model_config, data_config, models, meta), out / f"model{BUNDLE_SUFFIX}")
+        log.info("bundle written: %s (views: %s)", path, ", ".join(v.value for v in models))
+        return path
+    finally:
+        shutdown(info)
