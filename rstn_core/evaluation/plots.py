@@ -74,15 +74,16 @@ def per_slice_dsc(truth: np.ndarray, pred: np.ndarray, view: View | str = View.A
 def largest_difference_slice(truth: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray,
                              view: View | str = View.AXIAL) -> int:
     """The ``view`` slice where method b's per-slice DSC beats method a's the most (``|b - a|`` if b never
-    wins); slices where both are undefined are skipped. Falls back to the largest truth slice."""
+    wins), among the slices holding the target (all slices if the target is empty); ties go to the
+    slice with the larger target area."""
     da, db = per_slice_dsc(truth, mask_a, view), per_slice_dsc(truth, mask_b, view)
     diff = np.nan_to_num(db, nan=0.0) - np.nan_to_num(da, nan=0.0)
-    defined = ~(np.isnan(da) & np.isnan(db))
-    if not defined.any():
-        return largest_area_slice(truth, view)
-    if (diff[defined] > 0).any():
-        return int(np.argmax(np.where(defined, diff, -np.inf)))
-    return int(np.argmax(np.where(defined, np.abs(diff), -np.inf)))
+    stack = to_view(np.asarray(truth, dtype=bool), View.parse(view))
+    area = stack.reshape(stack.shape[0], -1).sum(axis=1)
+    candidates = np.flatnonzero(area > 0) if area.any() else np.arange(len(area))
+    score = diff if (diff[candidates] > 0).any() else np.abs(diff)
+    order = np.lexsort((area[candidates], score[candidates]))  # by score, then area
+    return int(candidates[order[-1]])
 
 
 # ----------------------------------------------------------------------------- training

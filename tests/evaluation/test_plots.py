@@ -69,6 +69,8 @@ def test_slice_choices(case):
     pred_a[:, :, :5] = truth[:, :, :5]  # a misses slice 5 entirely
     assert largest_area_slice(truth, "axial") in range(2, 6)
     assert largest_difference_slice(truth, pred_a, pred_b, "axial") == 5
+    full = np.ones(SHAPE, bool)  # no slice where b wins: the largest target slice, never an empty one
+    assert truth[:, :, largest_difference_slice(truth, full, full, "axial")].any()
     dsc = per_slice_dsc(truth, pred_b, "axial")
     assert np.isnan(dsc[0]) and dsc[3] == 1.0
 

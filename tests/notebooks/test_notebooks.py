@@ -47,7 +47,7 @@ def export_html(notebook: Path) -> str:
 def check_report(html: str, headings: list[str], min_images: int) -> None:
     for heading in headings:
         assert re.search(rf"<h[12][^>]*>{re.escape(heading)}", html), f"heading {heading!r} missing"
-    images = html.count("data:image/png;base64,")
+    images = len(re.findall(r"<img\b[^>]*src=\"data:image/png;base64,", html))  # figures, not CSS icons
     assert images >= min_images, f"{images} embedded PNGs, expected >= {min_images}"
     assert not EXTERNAL.findall(html), f"network references: {EXTERNAL.findall(html)[:3]}"
     assert "Traceback (most recent call last)" not in html
