@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "train": "rstn_core.commands.train",
     "predict": "rstn_core.commands.predict",
     "evaluate": "rstn_core.commands.evaluate",
+    "demo-train": "rstn_core.commands.demo",
 }
 
 

@@ -111,8 +111,17 @@ def check_format(payload: dict[str, Any], path: str | Path, fmt: str, version: i
                               f"(this code reads version {version})")
 
 
-def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
-    """Write ``bundle`` to ``path`` atomically; returns the path."""
+def _stored(tensor: torch.Tensor, half: bool) -> torch.Tensor:
+    tensor = tensor.detach().cpu()
+    return tensor.half() if half and tensor.is_floating_point() else tensor
+
+
+def save_bundle(bundle: ModelBundle, path: str | Path, half: bool = False) -> Path:
+    """Write ``bundle`` to ``path`` atomically; returns the path.
+
+    ``half``: store floating-point weights as float16 (half the size; loading casts them back to
+    the models' float32), as the committed demo bundles do.
+    """
     if bundle.method not in METHODS:
         raise ValueError(f"bundle method must be one of {METHODS}, got {bundle.method!r}")
     if not bundle.models:
@@ -125,7 +134,7 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
         "model_config": bundle.model_config.to_dict(),
         "data_config": bundle.data_config.to_dict(),
         "views": [View.parse(v).value for v in bundle.models],
-        "state_dicts": {View.parse(v).value: {k: t.detach().cpu() for k, t in m.state_dict().items()}
+        "state_dicts": {View.parse(v).value: {k: _stored(t, half) for k, t in m.state_dict().items()}
                         for v, m in bundle.models.items()},
         "meta": bundle.meta,
     }

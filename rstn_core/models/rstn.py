@@ -78,14 +78,21 @@ class RSTN(nn.Module):
         return self.coarse(x)
 
 
+def build_coarse_fcn(config: ModelConfig):
+    """The coarse FCN-8s: as ``config``, with ``coarse_input_upsample`` when it is set."""
+    if config.coarse_input_upsample is None:
+        return build_fcn8s(config)
+    return build_fcn8s(config.replace(input_upsample=config.coarse_input_upsample))
+
+
 def build_rstn(config: ModelConfig) -> RSTN:
     """RSTN: two FCN-8s sized by ``config`` and the saliency variant ``config.saliency``."""
-    return RSTN(build_fcn8s(config), build_fcn8s(config), build_saliency(config.saliency, config.saliency_bias))
+    return RSTN(build_coarse_fcn(config), build_fcn8s(config), build_saliency(config.saliency, config.saliency_bias))
 
 
 def build_c2f(config: ModelConfig) -> RSTN:
     """The C2F baseline: the same container without saliency (``uses_saliency`` is False)."""
-    return RSTN(build_fcn8s(config), build_fcn8s(config), None)
+    return RSTN(build_coarse_fcn(config), build_fcn8s(config), None)
 
 
 def build_model(method: str, config: ModelConfig) -> RSTN:

@@ -69,6 +69,9 @@ def vgg16_to_fcn_state(vgg: Mapping[str, torch.Tensor], model: FCN8s, source: st
 
 def load_vgg16_weights(model: FCN8s, path_or_url: str | Path = TORCHVISION_VGG16_URL) -> FCN8s:
     """Initialise ``model``'s VGG16 trunk and fc6/fc7 in place from ImageNet weights; returns ``model``."""
+    if getattr(model, "norm", "none") != "none":
+        raise CheckpointError(f"ImageNet VGG16 weights fit the un-normalised network; this model has norm "
+                              f"{model.norm!r} (use the 'paper' preset or random init)")
     if model.width != 1.0:
         raise CheckpointError(f"ImageNet VGG16 weights need the full-width network (width 1.0); "
                               f"this model has width {model.width} (use the 'paper' preset or random init)")

@@ -44,7 +44,7 @@ def paper(method: str = "rstn") -> Recipe:
 def cpu_small(method: str = "rstn") -> Recipe:
     return Recipe("cpu-small", ModelConfig.from_preset("cpu-small", dropout=0.0),
                   TrainConfig(method=method, stages=_stages(method, 400, 400, 400, 200), optimizer="adam",
-                              lr=1e-3, fine_lr_factor=1.0, weight_decay=0.0, batch_size=2,
+                              lr=1e-4, fine_lr_factor=1.0, weight_decay=0.0, batch_size=2,
                               checkpoint_every=100, log_every=5, amp=True, convergence_check=False),
                   "laptop CPU: width 1/16, Adam 1e-3, S/I/J 400 iterations each, batch 2")
 

@@ -1,0 +1,90 @@
+"""``rstn demo-train``: reproduce the built-in demo bundles (RSTN and C2F, three views, CPU).
+
+What it does, in order (each step is skipped when its output is already there, so an
+interrupted run continues; training resumes from its checkpoints):
+
+1. writes the fixed phantom set (``--n`` phantoms from ``--seed``) into ``WORK/phantoms``;
+2. trains the ``cpu-small`` recipe of each method on the training cases of fold 0 of 4 (the
+   held-out fold, ``phantom_000`` .. ``phantom_005``, stays unseen: the app's demo case is
+   ``phantom_000``) into ``WORK/<method>``;
+3. copies each bundle into ``--out`` with float16 weights (``<method>.rstn``), beside its
+   training curves and metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+
+HELP = "train the built-in demo bundles (RSTN and C2F, cpu-small, three views) on phantoms"
+DESCRIPTION = __doc__
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "demo"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--work", default="runs/demo", help="working folder: phantoms, checkpoints, logs")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"where the bundles go (default {DEFAULT_OUT})")
+    parser.add_argument("--n", type=int, default=24, help="number of phantoms (default 24)")
+    parser.add_argument("--seed", type=int, default=0, help="phantom set seed (default 0)")
+    parser.add_argument("--methods", default="rstn,c2f", help="comma-separated: rstn, c2f")
+    parser.add_argument("--view", default="all", help="axial, coronal, sagittal or all (default all)")
+    parser.add_argument("--iterations", default=None,
+                        help="per-stage iterations, e.g. S=500,I=250,J=250 or coarse=500,fine=500")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _iterations(text: str | None, method: str) -> dict[str, int] | None:
+    if not text:
+        return None
+    pairs = dict(item.split("=") for item in text.split(","))
+    names = {"rstn": ("S", "I", "J"), "c2f": ("coarse", "fine")}[method]
+    return {k: int(v) for k, v in pairs.items() if k in names} or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from rstn_core.data.phantom import write_phantom_dataset
+    from rstn_core.errors import RstnError
+    from rstn_core.models.bundle import load_bundle, save_bundle
+    from rstn_core.training.run import resolve_plan, train_dataset
+
+    work, out = Path(args.work), Path(args.out)
+    phantoms = work / "phantoms"
+    if not (phantoms / "manifest.csv").is_file():
+        write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists())
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for method in methods:
+        if method not in ("rstn", "c2f"):
+            raise RstnError(f"--methods: unknown method {method!r}; expected rstn or c2f")
+        plan = resolve_plan("cpu-small", method, iterations=_iterations(args.iterations, method))
+        run_dir = work / method
+        resume = (run_dir / "model.rstn").exists() or any(run_dir.glob("*/last.ckpt"))
+        bundle_path = train_dataset(phantoms, run_dir, plan, views=args.view, fold=0, folds=4,
+                                    resume=resume, device=args.device, progress=not args.no_progress)
+        if bundle_path is None:  # not rank 0
+            continue
+        bundle = load_bundle(bundle_path)
+        bundle.meta.update({"demo": True, "phantom_seed": args.seed, "phantom_n": args.n,
+                            "held_out": "fold 0 of 4 (phantom_000..)", "demo_case": "phantom_000"})
+        out.mkdir(parents=True, exist_ok=True)
+        save_bundle(bundle, out / f"{method}.rstn", half=True)
+        for view_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+            for name in ("metrics.jsonl", "curves.png"):
+                if (view_dir / name).is_file():
+                    shutil.copyfile(view_dir / name, out / f"{method}_{view_dir.name}_{name}")
+        log.info("demo bundle: %s", out / f"{method}.rstn")
+    (out / "demo.json").write_text(json.dumps({"phantom_seed": args.seed, "phantom_n": args.n, "methods": methods,
+                                               "command": "rstn demo-train " + _argv(args)}, indent=2) + "\n")
+    return 0
+
+
+def _argv(args: argparse.Namespace) -> str:
+    parts = [f"--n {args.n}", f"--seed {args.seed}", f"--methods {args.methods}", f"--view {args.view}"]
+    if args.iterations:
+        parts.append(f"--iterations {args.iterations}")
+    return " ".join(parts)
