@@ -5,8 +5,8 @@ interrupted run continues; training resumes from its checkpoints):
 
 1. writes the fixed phantom set (``--n`` phantoms from ``--seed``) into ``WORK/phantoms``;
 2. trains the ``cpu-small`` recipe of each method on the training cases of fold 0 of 4 (the
-   held-out fold, ``phantom_000`` .. ``phantom_005``, stays unseen: the app's demo case is
-   ``phantom_000``) into ``WORK/<method>``;
+   held-out fold, ``phantom_000`` .. ``phantom_005``, stays unseen; so does the app's demo case,
+   ``generate_phantom(0)``, which is not in the set) into ``WORK/<method>``;
 3. copies each bundle into ``--out`` with float16 weights (``<method>.rstn``), beside its
    training curves and metrics.
 """
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         bundle = load_bundle(bundle_path)
         bundle.meta.update({"demo": True, "phantom_seed": args.seed, "phantom_n": args.n,
-                            "held_out": "fold 0 of 4 (phantom_000..)", "demo_case": "phantom_000"})
+                            "held_out": "fold 0 of 4 (phantom_000..)", "demo_case": "generate_phantom(0)"})
         out.mkdir(parents=True, exist_ok=True)
         save_bundle(bundle, out / f"{method}.rstn", half=True)
         for view_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
