@@ -69,86 +69,22 @@ def parse_iterations(text: str, stage_names: list[str]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from dataclasses import replace
 
-    import torch
-
-    from rstn_core import __version__
-    from rstn_core.config import DataConfig, ModelConfig
-    from rstn_core.data.folds import fold_cases, kfold_split, load_split
-    from rstn_core.data.layouts import discover_dataset
-    from rstn_core.data.sampler import TrainingWindows
-    from rstn_core.io import load_case
-    from rstn_core.models.bundle import BUNDLE_SUFFIX, ModelBundle, save_bundle
-    from rstn_core.models.rstn import build_model
-    from rstn_core.models.weights import load_vgg16_weights
-    from rstn_core.training.checkpoint import LAST_CHECKPOINT
-    from rstn_core.training.distributed import barrier, init_distributed, shutdown
-    from rstn_core.training.loop import train_view
-    from rstn_core.training.recipes import get_recipe, select_stages, with_iterations
-    from rstn_core.types import ALL_VIEWS, View
+    from rstn_core.training.recipes import with_iterations
+    from rstn_core.training.run import resolve_plan, train_dataset
 
     try:
-        views = list(ALL_VIEWS) if args.view == "all" else [View.parse(args.view)]
-        recipe = get_recipe(args.recipe, args.method)
-        model_config = recipe.model
-        if args.preset:
-            model_config = ModelConfig.from_preset(args.preset, dropout=model_config.dropout)
-        train_config = recipe.train
-        if args.seed is not None:
-            train_config = train_config.replace(seed=args.seed)
-        if args.stages:
-            train_config = select_stages(train_config, [s.strip() for s in args.stages.split(",") if s.strip()])
+        stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+        plan = resolve_plan(args.recipe, args.method, preset=args.preset, seed=args.seed, stages=stages)
         if args.iterations:
-            train_config = with_iterations(train_config, parse_iterations(args.iterations,
-                                                                          [s.name for s in train_config.stages]))
+            names = [s.name for s in plan.train_config.stages]
+            plan = replace(plan, train_config=with_iterations(plan.train_config,
+                                                              parse_iterations(args.iterations, names)))
     except ValueError as exc:
         raise RstnError(str(exc)) from exc
-
-    dataset = discover_dataset(args.data)
-    targets = parse_int_list(args.labels, "--labels") if args.labels else dataset.default_target_labels
-    data_config = DataConfig(target_labels=tuple(targets))
-    folds = load_split(args.split, dataset.case_ids) if args.split else kfold_split(dataset.case_ids, args.folds)
-    train_ids, test_ids = fold_cases(dataset.case_ids, folds, args.fold)
-    log.info("%s (%s): %d training cases, %d held out (fold %d)", dataset.name, dataset.layout, len(train_ids),
-             len(test_ids), args.fold)
-    cases = [load_case(dataset.get(c).image, dataset.get(c).label, targets, case_id=c) for c in train_ids]
-
-    info, device = init_distributed(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RstnError(f"--device {args.device}: CUDA is not available on this machine")
-    out = Path(args.out)
-    models = {}
-    try:
-        for view in views:
-            windows = TrainingWindows(cases, view, data_config)
-            torch.manual_seed(train_config.seed)
-            model = build_model(args.method, model_config)
-            reinit = None
-            if args.vgg16:
-                for net in (model.coarse_net, model.fine_net):
-                    load_vgg16_weights(net, args.vgg16)
-
-                def reinit(m, _cfg=model_config):
-                    m.load_state_dict(build_model(args.method, _cfg).state_dict())
-                    for net in (m.coarse_net, m.fine_net):
-                        load_vgg16_weights(net, args.vgg16)
-            resume = out / view.value / LAST_CHECKPOINT if args.resume else None
-            if resume is not None and not resume.exists():
-                raise RstnError(f"--resume: no checkpoint at {resume}")
-            result = train_view(model, windows, view=view.value, model_config=model_config, data_config=data_config,
-                                train_config=train_config, out_dir=out / view.value, device=device, resume=resume,
-                                reinit=reinit, dist_info=info, progress=not args.no_progress)
-            models[view] = result.model.cpu().eval()
-            barrier(info)
-        if info.is_main:
-            meta = {"organ": args.organ, "target_labels": list(targets), "code_version": __version__,
-                    "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": args.fold,
-                                 "train_cases": train_ids, "test_cases": test_ids, "recipe": args.recipe,
-                                 "train_config": train_config.to_dict()}}
-            path = save_bundle(ModelBundle(args.method, model_config, data_config, models, meta),
-                               out / f"model{BUNDLE_SUFFIX}")
-            log.info("bundle written: %s (views: %s)", path, ", ".join(v.value for v in models))
-    finally:
-        shutdown(info)
+    labels = parse_int_list(args.labels, "--labels") if args.labels else None
+    train_dataset(args.data, args.out, plan, views=args.view, fold=args.fold, folds=args.folds, split=args.split,
+                  labels=labels, organ=args.organ, vgg16=args.vgg16, resume=args.resume, device=args.device,
+                  progress=not args.no_progress)
     return 0

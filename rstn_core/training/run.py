@@ -128,7 +128,10 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
                         load_vgg16_weights(net, vgg16)
             checkpoint = out / view.value / LAST_CHECKPOINT if resume else None
             if checkpoint is not None and not checkpoint.exists():
-                raise RstnError(f"resume: no checkpoint at {checkpoint}")
+                if not any((out / v.value / LAST_CHECKPOINT).exists() for v in view_list):
+                    raise RstnError(f"resume: no checkpoint at {checkpoint}")
+                log.info("resume: no checkpoint for the %s view yet; training it from the start", view.value)
+                checkpoint = None
             result = train_view(model, windows, view=view.value, model_config=model_config, data_config=data_config,
                                 train_config=train_config, out_dir=out / view.value, device=torch_device,
                                 resume=checkpoint, reinit=reinit, dist_info=info, progress=progress)
