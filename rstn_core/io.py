@@ -13,8 +13,6 @@ Inputs are never modified: files are only read, arrays are copied before any cha
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 from nibabel import orientations
 from nibabel.filebasedimages import ImageFileError
 
+from rstn_core.atomic import atomic_write
 from rstn_core.errors import DataError
 from rstn_core.types import Case, Orientation, Volume
 
@@ -199,17 +198,8 @@ def _atomic_save(img: nib.Nifti1Image, path: Path, overwrite: bool) -> Path:
         raise DataError(f"output {path}: expected a .nii or .nii.gz file name")
     if path.exists() and not overwrite:
         raise DataError(f"output {path} already exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if str(path).lower().endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: nib.save(img, tmp), suffix=suffix)
 
 
 def save_volume(

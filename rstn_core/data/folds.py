@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from rstn_core.atomic import atomic_write_text
 from rstn_core.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -87,13 +86,4 @@ def save_split(folds: Sequence[Sequence[str]], path: str | Path) -> Path:
     """Write ``{"folds": [...]}`` atomically."""
     path = Path(path)
     folds = validate_split(folds, source=f"split for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"folds": folds}, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps({"folds": folds}, indent=1))

@@ -14,13 +14,13 @@ import csv
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from rstn_core.atomic import atomic_write
 from rstn_core.data.phantom_anatomy import TISSUES, Canvas, Grid, paint_abdomen, smooth_noise
 from rstn_core.errors import DataError
 
@@ -246,15 +246,7 @@ def case_seed(seed: int, index: int) -> int:
 
 
 def _atomic_bytes(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, writer)
 
 
 def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:

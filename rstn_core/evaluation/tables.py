@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rstn_core.atomic import atomic_write_text
 from rstn_core.evaluation.crossval import CONVERGENCE_THRESHOLDS, CaseResult
 from rstn_core.evaluation.stats import describe, paired_comparison
 
@@ -130,21 +129,14 @@ def per_case_csv(results: Sequence[CaseResult]) -> str:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_results(results: Sequence[CaseResult], out_dir: str | Path) -> dict[str, Path]:
     """Write ``results.md``, ``results.json`` (summary + per case) and ``per_case.csv`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(results)
     paths = {"markdown": out / "results.md", "json": out / "results.json", "csv": out / "per_case.csv"}
-    _write_atomic(paths["markdown"], to_markdown(summary))
-    _write_atomic(paths["json"], json.dumps({"summary": summary, "cases": [r.to_dict() for r in results]},
+    atomic_write_text(paths["markdown"], to_markdown(summary))
+    atomic_write_text(paths["json"], json.dumps({"summary": summary, "cases": [r.to_dict() for r in results]},
                                             indent=2) + "\n")
-    _write_atomic(paths["csv"], per_case_csv(results))
+    atomic_write_text(paths["csv"], per_case_csv(results))
     return paths

@@ -14,14 +14,13 @@ A bundle may hold a subset of the views (e.g. only axial); ``views`` records whi
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rstn_core.atomic import atomic_write
 from rstn_core.config import DataConfig, ModelConfig
 from rstn_core.errors import CheckpointError
 from rstn_core.models.rstn import METHODS, RSTN, build_model
@@ -73,19 +72,7 @@ def check_plain(value: Any, where: str = "meta") -> None:
 
 def atomic_torch_save(payload: dict[str, Any], path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace`` (never a torn file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def safe_torch_load(path: str | Path, kind: str, device: str | torch.device = "cpu") -> dict[str, Any]:
