@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="target label ids, e.g. 7 or 1,2 (default: the dataset's)")
     parser.add_argument("--organ", default="pancreas", help="organ name stored in the bundle")
     parser.add_argument("--vgg16", help="ImageNet VGG16 state dict (torchvision layout) file or URL (paper preset)")
+    parser.add_argument("--init", default=None,
+                        help="start from the weights of an existing bundle (same method and preset); new schedule")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
@@ -86,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
     labels = parse_int_list(args.labels, "--labels") if args.labels else None
     train_dataset(args.data, args.out, plan, views=args.view, fold=args.fold, folds=args.folds, split=args.split,
                   labels=labels, organ=args.organ, vgg16=args.vgg16, resume=args.resume, device=args.device,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, init=args.init)
     return 0

@@ -68,13 +68,16 @@ def parse_views(view: str | View | Sequence[str | View]) -> list[View]:
 def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, views: str | Sequence[str] = "axial",
                   fold: int = 0, folds: int = 4, split: str | Path | None = None,
                   labels: Sequence[int] | None = None, organ: str = "pancreas", vgg16: str | None = None,
-                  resume: bool = False, device: str = "cpu", progress: bool = True) -> Path | None:
+                  resume: bool = False, device: str = "cpu", progress: bool = True,
+                  init: str | Path | None = None) -> Path | None:
     """Train ``views`` of ``plan.method`` on the training cases of ``fold`` of the dataset at ``data``.
 
     ``folds``: number of folds of the sorted case ids (or ``split``: a JSON split file). ``labels``:
     target label ids (default: the dataset's). ``vgg16``: ImageNet VGG16 weights for both FCNs.
-    ``resume``: continue from ``out/<view>/last.ckpt``. Returns the bundle path ``out/model.rstn``
-    (``None`` on ranks other than 0 of a distributed run).
+    ``resume``: continue from ``out/<view>/last.ckpt``. ``init``: start each view's networks from
+    the weights of that view in an existing bundle of the same method and model configuration
+    (continued training or fine-tuning with a new schedule; the optimiser starts afresh).
+    Returns the bundle path ``out/model.rstn`` (``None`` on ranks other than 0 of a distributed run).
     Raises :class:`RstnError` (user errors) with the offending value in the message.
     """
     import torch
@@ -86,7 +89,7 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     from rstn_core.data.sampler import TrainingWindows
     from rstn_core.errors import RstnError
     from rstn_core.io import load_case
-    from rstn_core.models.bundle import BUNDLE_SUFFIX, ModelBundle, save_bundle
+    from rstn_core.models.bundle import BUNDLE_SUFFIX, ModelBundle, load_bundle, save_bundle
     from rstn_core.models.rstn import build_model
     from rstn_core.models.weights import load_vgg16_weights
     from rstn_core.training.checkpoint import LAST_CHECKPOINT
@@ -107,6 +110,10 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
              len(test_ids), fold)
     cases = [load_case(dataset.get(c).image, dataset.get(c).label, targets, case_id=c) for c in train_ids]
 
+    start = load_bundle(init) if init else None
+    if start is not None and (start.method != method or start.model_config != model_config):
+        raise RstnError(f"init {init}: a {start.method} bundle with model {start.model_config.to_dict()} does not fit "
+                        f"this {method} run with model {model_config.to_dict()}")
     info, torch_device = init_distributed(device)
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise RstnError(f"device {device!r}: CUDA is not available on this machine")
@@ -117,6 +124,11 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
             windows = TrainingWindows(cases, view, data_config)
             torch.manual_seed(train_config.seed)
             model = build_model(method, model_config)
+            if start is not None:
+                if view not in start.models:
+                    raise RstnError(f"init {init}: the bundle has no {view.value} model (views: "
+                                    f"{', '.join(v.value for v in start.models)})")
+                model.load_state_dict(start.models[view].state_dict())
             reinit = None
             if vgg16:
                 for net in (model.coarse_net, model.fine_net):
@@ -142,6 +154,7 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
         meta = {"organ": organ, "target_labels": list(targets), "code_version": __version__,
                 "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": fold,
                              "train_cases": train_ids, "test_cases": test_ids, "recipe": plan.recipe,
+                             "init": str(init) if init else None,
                              "train_config": train_config.to_dict()}}
         path = save_bundle(ModelBundle(method, model_config, data_config, models, meta), out / f"model{BUNDLE_SUFFIX}")
         log.info("bundle written: %s (views: %s)", path, ", ".join(v.value for v in models))

@@ -27,3 +27,21 @@ def test_rstn_train_refuses_bad_options(tmp_path, capsys):
     assert "unknown stages ['X']" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--iterations", "S=a"]) == 2
     assert "--iterations" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rstn_train_init_starts_from_a_bundle_and_refuses_another_method(tmp_path, capsys):
+    write_phantom_dataset(tmp_path / "data", 3, seed=1, spacing=(8.0, 8.0, 8.0))
+    base = ["--data", str(tmp_path / "data"), "--folds", "3", "--recipe", "tiny", "--view", "axial",
+            "--labels", "7", "--no-progress"]
+    assert main(["train", *base, "--iterations", "S=2,I=1,J=1", "--out", str(tmp_path / "a")]) == 0
+    start = load_bundle(tmp_path / "a" / "model.rstn").models[View.AXIAL].state_dict()
+    # zero iterations: the new bundle holds exactly the initial weights
+    assert main(["train", *base, "--iterations", "S=0,I=0,J=0", "--init", str(tmp_path / "a" / "model.rstn"),
+                 "--out", str(tmp_path / "b")]) == 0
+    again = load_bundle(tmp_path / "b" / "model.rstn")
+    assert all(torch.equal(start[k], v) for k, v in again.models[View.AXIAL].state_dict().items())
+    assert again.meta["training"]["init"] == str(tmp_path / "a" / "model.rstn")
+    assert main(["train", *base, "--method", "c2f", "--init", str(tmp_path / "a" / "model.rstn"),
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "does not fit" in capsys.readouterr().err
