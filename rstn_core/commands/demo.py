@@ -48,6 +48,7 @@ def _iterations(text: str | None, method: str) -> dict[str, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rstn_core.atomic import atomic_write_text
     from rstn_core.data.phantom import write_phantom_dataset
     from rstn_core.errors import RstnError
     from rstn_core.models.bundle import load_bundle, save_bundle
@@ -78,13 +79,16 @@ def run(args: argparse.Namespace) -> int:
                 if (view_dir / name).is_file():
                     shutil.copyfile(view_dir / name, out / f"{method}_{view_dir.name}_{name}")
         log.info("demo bundle: %s", out / f"{method}.rstn")
-    (out / "demo.json").write_text(json.dumps({"phantom_seed": args.seed, "phantom_n": args.n, "methods": methods,
-                                               "command": "rstn demo-train " + _argv(args)}, indent=2) + "\n")
+    record_path = out / "demo.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    for method in methods:
+        record[method] = {"phantom_seed": args.seed, "phantom_n": args.n, "command": "rstn demo-train " + _argv(args)}
+    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return 0
 
 
 def _argv(args: argparse.Namespace) -> str:
-    parts = [f"--n {args.n}", f"--seed {args.seed}", f"--methods {args.methods}", f"--view {args.view}"]
+    parts = [f"--n {args.n}", f"--seed {args.seed}", f"--view {args.view}"]
     if args.iterations:
         parts.append(f"--iterations {args.iterations}")
     return " ".join(parts)
