@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", default="runs/demo", help="working folder: phantoms, checkpoints, logs")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"where the bundles go (default {DEFAULT_OUT})")
-    parser.add_argument("--n", type=int, default=24, help="number of phantoms (default 24)")
+    parser.add_argument("--n", type=int, default=24, help="number of phantoms, at least 4 (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="phantom set seed (default 0)")
     parser.add_argument("--methods", default="rstn,c2f", help="comma-separated: rstn, c2f")
     parser.add_argument("--view", default="all", help="axial, coronal, sagittal or all (default all)")
