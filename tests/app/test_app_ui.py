@@ -2,7 +2,7 @@
 
 Run on their own: ``pytest -m ui``. The app runs as a user would start it (built-in demo model, or the
 untrained fallback when the demo bundle is missing); ``RSTN_UI_STUB=1`` swaps in the stub engine.
-Screenshots land in docs/figures/app_*.png.
+Screenshots land in test-artifacts/ (docs/figures/ with RSTN_UPDATE_SCREENSHOTS=1, to refresh the docs).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 pytestmark = pytest.mark.ui
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = ROOT / "docs" / "figures"
+FIGURES = ROOT / ("docs/figures" if os.environ.get("RSTN_UPDATE_SCREENSHOTS") == "1" else "test-artifacts")
+FIGURES.mkdir(parents=True, exist_ok=True)
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
