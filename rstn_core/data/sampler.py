@@ -26,15 +26,16 @@ from rstn_core.views import make_windows, to_view
 logger = logging.getLogger(__name__)
 
 
-def area_threshold(areas: np.ndarray, drop_fraction: float) -> int:
-    """Smallest kept target area: ``sorted(areas)[floor(n * drop_fraction)]`` (keep ``area >= it``).
+def keep_largest(areas: np.ndarray, drop_fraction: float) -> np.ndarray:
+    """(n,) bool: keep all but the ``floor(n * drop_fraction)`` smallest areas.
 
-    With distinct areas this drops exactly ``floor(n * drop_fraction)`` slices.
+    Ranks, not a value threshold, so ties at the smallest areas (many 1-pixel slices) still drop
+    exactly that many; equal areas are ordered by position (stable sort).
     """
-    a = np.sort(np.asarray(areas, dtype=np.int64))
-    if a.size == 0:
-        raise DataError("no target-containing slices to compute the area threshold from")
-    return int(a[int(np.floor(a.size * drop_fraction))])
+    a = np.asarray(areas, dtype=np.int64)
+    keep = np.ones(a.size, dtype=bool)
+    keep[np.argsort(a, kind="stable")[: int(np.floor(a.size * drop_fraction))]] = False
+    return keep
 
 
 class TrainingWindows:
@@ -74,8 +75,8 @@ class TrainingWindows:
         if not rows:
             raise DataError(f"no {self.view.value} slice of cases {self.case_ids} contains the target")
         all_areas = np.asarray(areas, dtype=np.int64)
-        self.threshold = area_threshold(all_areas, fraction)
-        keep = all_areas >= self.threshold
+        keep = keep_largest(all_areas, fraction)
+        self.threshold = int(all_areas[keep].min())
         self.centers = np.asarray(rows, dtype=np.int64)[keep]  # (N, 2) (case index, centre)
         self.areas = all_areas[keep]
         logger.info("%s windows: %d of %d target slices kept (area >= %d px) from %d cases", self.view.value,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rstn_core.config import DataConfig
-from rstn_core.data.sampler import TrainingWindows, area_threshold
+from rstn_core.data.sampler import TrainingWindows, keep_largest
 from rstn_core.errors import DataError
 from rstn_core.io import canonicalise
 from rstn_core.types import Case, View, Volume
@@ -23,10 +23,11 @@ def make_case(case_id: str, areas: list[int], shape=(9, 11, 0), seed=0) -> Case:
     return Case(case_id, Volume(data, affine, orientation), label=label)
 
 
-def test_area_threshold_drops_the_smallest_two_percent():
-    areas = np.arange(1, 101)
-    assert area_threshold(areas, 0.02) == 3  # areas 1 and 2 dropped, 98 kept
-    assert area_threshold(areas, 0.0) == 1
+def test_keep_largest_drops_the_smallest_two_percent():
+    areas = np.arange(1, 101)[::-1]
+    keep = keep_largest(areas, 0.02)
+    assert keep.sum() == 98 and set(areas[~keep]) == {1, 2}  # areas 1 and 2 dropped, 98 kept
+    assert keep_largest(areas, 0.0).all()
 
 
 def test_drops_the_smallest_two_percent_of_target_slices():
@@ -82,3 +83,9 @@ def test_other_views_and_errors():
     unlabeled = Case("u", case.image)
     with pytest.raises(DataError, match="case u: a training case needs a label"):
         TrainingWindows([unlabeled], View.AXIAL)
+
+
+def test_ties_at_the_smallest_area_still_drop_two_percent():
+    areas = np.array([1] * 30 + list(range(2, 72)))  # 100 slices, 30 of them 1 pixel
+    keep = keep_largest(areas, 0.02)
+    assert keep.sum() == 98 and not keep[0] and not keep[1] and keep[2:].all()
