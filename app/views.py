@@ -293,7 +293,7 @@ class ComparePanel(pn.viewable.Viewer):
                   s.choice(s.compare_model).method.upper(): s.compare_rounds}
         stop = s.stop_dsc()
         return pn.Column(
-            pn.pane.HoloViews(hv.Layout(plots).cols(2).opts(shared_axes=False), linked_axes=False),
+            pn.Row(*(pn.pane.HoloViews(plot, linked_axes=False) for plot in plots)),
             pn.pane.HoloViews(dsc_curves(series, stop), linked_axes=False),
             pn.Row(pn.pane.HTML(rounds_table_html(s.rounds, "compare-main", s.choice_label(s.model))),
                    pn.pane.HTML(rounds_table_html(s.compare_rounds, "compare-baseline",
