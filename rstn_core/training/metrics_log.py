@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 
@@ -57,9 +59,16 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     keys = sorted({k for r in records for k in r if k.startswith("loss")})
     fig, ax = plt.subplots(figsize=(8, 4.5))
     steps = [r["step"] for r in records]
-    for key in keys:
+    names = {"loss": "total", "loss_0": "coarse (t=0)"}
+    for index, key in enumerate(keys):
         pts = [(r["step"], r[key]) for r in records if key in r]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=key, lw=1.2 if key == "loss" else 0.8)
+        x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+        colour = f"C{index}"
+        ax.plot(x, y, color=colour, lw=0.6, alpha=0.25)  # every logged step (noisy: one batch each)
+        window = max(1, min(25, len(y) // 5))
+        smooth = np.convolve(y, np.ones(window) / window, mode="valid")  # running mean
+        ax.plot(x[window - 1:], smooth, color=colour, lw=1.6,
+                label=f"{names.get(key, f'fine (t={key[5:]})')}, mean of {window} logs")
     start = 0
     for i in range(1, len(records) + 1):
         if i == len(records) or records[i]["stage"] != records[start]["stage"]:
