@@ -155,8 +155,10 @@ def saliency_figure(saliency: Any, truth_window: np.ndarray | None = None) -> Fi
     as a contour. 3 x 3 axes, one image each; the crop box is drawn on every panel.
     """
     rows = ("slice j-1", "slice j", "slice j+1")
+    # diverging around 1 (= "no change"), symmetric, so small learned deviations stay visible
+    spread = max(0.02, float(np.max(np.abs(np.asarray(saliency.weights, dtype=np.float64) - 1.0))))
     cols = (("input X", saliency.image, "gray", (0.0, 1.0)),
-            ("saliency g(P)", saliency.weights, "magma", (0.0, max(1.0, float(np.max(saliency.weights))))),
+            ("saliency g(P) (1 = no change)", saliency.weights, "RdBu_r", (1.0 - spread, 1.0 + spread)),
             ("X ⊙ g(P)", saliency.transformed, "gray", (0.0, max(1.0, float(np.max(saliency.transformed))))))
     view_hw = saliency.image.shape[1:]
     fig = Figure(figsize=(8.4, 8.0), layout="constrained")
