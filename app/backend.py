@@ -28,7 +28,7 @@ import numpy as np
 
 from rstn_core.config import DataConfig
 from rstn_core.errors import CheckpointError, DataError, RstnError
-from rstn_core.types import Case, Orientation, Volume
+from rstn_core.types import Case, Volume
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,6 @@ def _factory_loader(spec: str, method: str) -> Callable[[], Any]:
     return load
 
 
-def _engine_available() -> bool:
-    return importlib.util.find_spec("rstn_core.inference.engine") is not None
-
-
 def model_choices() -> list[ModelChoice]:
     """The model menu, best first: an explicit factory ($RSTN_APP_ENGINE), the built-in demo bundles,
     bundles under the data folder, then untrained tiny models when no trained RSTN bundle exists."""
@@ -185,16 +181,15 @@ def model_choices() -> list[ModelChoice]:
     root = data_root()
     if root.is_dir():
         bundles += sorted(p for p in root.glob("**/*.rstn") if len(p.relative_to(root).parts) <= 3)
-    if _engine_available():
-        for path in bundles:
-            method, trained = _bundle_method(path)
-            where = "built-in demo" if path.parent == DEMO_DIR else str(path.parent)
-            choices.append(ModelChoice(f"bundle:{path}", f"{path.stem} ({where})", method, trained,
-                                       _bundle_loader(path), str(path)))
-        if not any(c.method == "rstn" and c.trained for c in choices):
-            for method in ("rstn", "c2f"):
-                choices.append(ModelChoice(f"untrained-{method}", f"{method.upper()} tiny, untrained", method,
-                                           False, _untrained_loader(method), "random weights"))
+    for path in bundles:
+        method, trained = _bundle_method(path)
+        where = "built-in demo" if path.parent == DEMO_DIR else str(path.parent)
+        choices.append(ModelChoice(f"bundle:{path}", f"{path.stem} ({where})", method, trained,
+                                   _bundle_loader(path), str(path)))
+    if not any(c.method == "rstn" and c.trained for c in choices):
+        for method in ("rstn", "c2f"):
+            choices.append(ModelChoice(f"untrained-{method}", f"{method.upper()} tiny, untrained", method,
+                                       False, _untrained_loader(method), "random weights"))
     return choices
 
 
@@ -238,23 +233,6 @@ def engine_target_labels(engine: Any) -> tuple[int, ...]:
 # --- cases --------------------------------------------------------------------------------------
 
 
-def _synthetic_case() -> Case:
-    """A small ellipsoid 'abdomen' with an elongated 'pancreas' (label 7), until the phantom exists."""
-    shape = (96, 80, 48)
-    spacing = np.array([2.0, 2.0, 3.0])
-    x, y, z = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij")
-    body = ((x - 48) / 44) ** 2 + ((y - 40) / 34) ** 2 < 1
-    hu = np.where(body, 20.0, -1000.0).astype(np.float32)
-    rng = np.random.default_rng(DEMO_SEED)
-    hu += rng.normal(0, 12, size=shape).astype(np.float32) * body
-    pancreas = (((x - 44) / 18) ** 2 + ((y - 46) / 5) ** 2 + ((z - 24) / 9) ** 2) < 1
-    hu[pancreas] = 45.0 + rng.normal(0, 8, size=int(pancreas.sum()))
-    labels = pancreas.astype(np.uint8) * PANCREAS_LABEL
-    affine = np.diag([*spacing, 1.0])
-    volume = Volume(hu, affine, Orientation(affine.copy(), shape, np.array([[0, 1], [1, 1], [2, 1]])), "synthetic")
-    return Case("synthetic-demo", volume, labels == PANCREAS_LABEL, labels, {"source": "synthetic"})
-
-
 def _phantom_case(seed: int) -> Case:
     from rstn_core.data.phantom import generate_phantom
     from rstn_core.io import canonicalise
@@ -276,10 +254,7 @@ def demo_case() -> Case:
     """The built-in demo case (the synthetic phantom, pancreas = 7), built once and shared."""
     with _DEMO_LOCK:
         if "case" not in _DEMO:
-            if importlib.util.find_spec("rstn_core.data.phantom") is not None:
-                _DEMO["case"] = _phantom_case(DEMO_SEED)
-            else:
-                _DEMO["case"] = _synthetic_case()
+            _DEMO["case"] = _phantom_case(DEMO_SEED)
         return _DEMO["case"]
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rstn_core.types import BBox, View
-from rstn_core.views import to_view
+from rstn_core.views import to_display, to_view
 
 # Window presets (centre/width in HU). "model" is the network's own clip window (SPEC §1.2).
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -83,12 +83,6 @@ def view_slice(volume: np.ndarray, view: View | str, index: int) -> np.ndarray:
     stack = to_view(volume, View.parse(view))
     index = int(np.clip(index, 0, stack.shape[0] - 1))
     return stack[index]
-
-
-def to_display(view_slice_hw: np.ndarray) -> np.ndarray:
-    """(H, W) view slice (or (C, H, W)) -> (W, H) display array (or (C, W, H)), row 0 at the top."""
-    a = np.asarray(view_slice_hw)
-    return np.ascontiguousarray(np.swapaxes(a[..., ::-1, ::-1], -1, -2))
 
 
 def display_slice(volume: np.ndarray, view: View | str, index: int) -> np.ndarray:

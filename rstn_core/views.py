@@ -87,3 +87,13 @@ def centers_touching(mask_stack: np.ndarray) -> np.ndarray:
     near[1:] |= occupied[:-1]
     near[:-1] |= occupied[1:]
     return np.flatnonzero(near)
+
+
+def to_display(view_slice_hw: np.ndarray) -> np.ndarray:
+    """(H, W) view slice (or (C, H, W)) -> (W, H) display array (or (C, W, H)), row 0 at the top.
+
+    Radiological convention: for axial slices the patient's right is on the screen's left and
+    anterior is up; coronal/sagittal slices show superior up. Shared by the app and the plots.
+    """
+    a = np.asarray(view_slice_hw)
+    return np.ascontiguousarray(np.swapaxes(a[..., ::-1, ::-1], -1, -2))

@@ -5,13 +5,10 @@ import csv
 import nibabel as nib
 import numpy as np
 
-from rstn_core import cli
 from rstn_core.cli import main
 
 
-def test_rstn_phantoms_writes_dataset_and_refuses_overwrite(tmp_path, monkeypatch):
-    # register only this subcommand: sibling commands may be mid-development in the shared tree
-    monkeypatch.setattr(cli, "COMMANDS", {"phantoms": "rstn_core.commands.phantoms"})
+def test_rstn_phantoms_writes_dataset_and_refuses_overwrite(tmp_path):
     out = tmp_path / "ph"
     assert main(["phantoms", "--out", str(out), "--n", "2", "--seed", "0"]) == 0
     with open(out / "manifest.csv") as fh:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from rstn_core.types import BBox, View
-from rstn_core.views import to_view
+from rstn_core.views import to_display, to_view
 
 HU_WINDOW = (-135.0, 215.0)  # abdomen W350 L40
 TRUTH_COLOR, PRED_COLOR, BOX_COLOR = "#2ca02c", "#d62728", "#ffd700"
@@ -29,11 +29,6 @@ METHOD_COLORS = {"rstn": "#d62728", "c2f": "#1f77b4", "oracle": "#2ca02c"}
 
 
 # ----------------------------------------------------------------------------- display frame
-def to_display(view_slice: np.ndarray) -> np.ndarray:
-    """(H, W) view slice -> (W, H) radiological display (row 0 = top of the screen)."""
-    return np.asarray(view_slice)[::-1, ::-1].T
-
-
 def box_to_display(box: BBox, view_hw: tuple[int, int]) -> tuple[float, float, float, float]:
     """A view-slice box -> ``(left, top, width, height)`` in display pixel coordinates (imshow frame)."""
     h, w = view_hw

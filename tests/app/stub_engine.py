@@ -14,33 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rstn_core.config import DataConfig, InferenceConfig
+from rstn_core.evaluation.metrics import dsc
 from rstn_core.geometry import crop_box
+from rstn_core.inference.state import RoundState, SaliencyView
 from rstn_core.intensity import normalize_hu
-from rstn_core.types import ALL_VIEWS, BBox, View
+from rstn_core.types import ALL_VIEWS, Case, Orientation, View, Volume
 from rstn_core.views import centers_touching, make_windows, to_view
-
-
-@dataclass
-class RoundState:
-    round: int
-    fused_prob: np.ndarray
-    view_probs: dict
-    mask: np.ndarray
-    boxes: dict
-    inter_round_dsc: float | None
-    dsc_vs_truth: float | None
-    seconds: float
-    stopped: str | None = None
-
-
-@dataclass
-class SaliencyView:
-    view: View
-    centre: int
-    image: np.ndarray
-    weights: np.ndarray
-    transformed: np.ndarray
-    box: BBox | None
 
 
 @dataclass
@@ -58,11 +37,6 @@ class StubEngine:
         hu = case.image.data
         return ((hu > 20) & (hu < 80)).astype(np.float32)
 
-    @staticmethod
-    def _dsc(a: np.ndarray, b: np.ndarray) -> float:
-        total = int(a.sum()) + int(b.sum())
-        return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
     def _state(self, case, prob: np.ndarray, round_index: int, previous, t0: float) -> RoundState:
         mask = prob >= self.config.threshold
         boxes = {}
@@ -71,8 +45,8 @@ class StubEngine:
             stack = to_view(ref, view)
             boxes[view] = {int(c): crop_box(make_windows(stack, [c])[0], self.config.margin)
                            for c in centers_touching(stack)}
-        inter = None if previous is None else self._dsc(previous.mask, mask)
-        truth = None if case.label is None else self._dsc(mask, case.label.astype(bool))
+        inter = None if previous is None else dsc(previous.mask, mask)
+        truth = None if case.label is None else dsc(mask, case.label.astype(bool))
         stopped = None
         if inter is not None and inter >= self.config.stop_dsc:
             stopped = "converged"
@@ -124,3 +98,20 @@ class StubEngine:
 def make_engine(method: str = "rstn", delay: float = 0.0) -> StubEngine:
     """Factory used by the app (``RSTN_APP_ENGINE=tests/app/stub_engine.py:make_engine``)."""
     return StubEngine(delay=delay, shift=2 if method == "rstn" else 4)
+
+
+def small_case() -> Case:
+    """A small ellipsoid 'abdomen' with an elongated 'pancreas' (label 7): a fast case for state tests."""
+    shape = (96, 80, 48)
+    spacing = np.array([2.0, 2.0, 3.0])
+    x, y, z = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij")
+    body = ((x - 48) / 44) ** 2 + ((y - 40) / 34) ** 2 < 1
+    hu = np.where(body, 20.0, -1000.0).astype(np.float32)
+    rng = np.random.default_rng(0)
+    hu += rng.normal(0, 12, size=shape).astype(np.float32) * body
+    pancreas = (((x - 44) / 18) ** 2 + ((y - 46) / 5) ** 2 + ((z - 24) / 9) ** 2) < 1
+    hu[pancreas] = 45.0 + rng.normal(0, 8, size=int(pancreas.sum()))
+    labels = pancreas.astype(np.uint8) * 7
+    affine = np.diag([*spacing, 1.0])
+    volume = Volume(hu, affine, Orientation(affine.copy(), shape, np.array([[0, 1], [1, 1], [2, 1]])), "synthetic")
+    return Case("synthetic-demo", volume, labels == 7, labels, {"source": "synthetic"})

@@ -8,7 +8,7 @@ import threading
 import nibabel as nib
 import numpy as np
 import pytest
-from stub_engine import StubEngine, make_engine
+from stub_engine import StubEngine, make_engine, small_case
 
 from app import backend
 from app.state import SessionState
@@ -323,7 +323,7 @@ def test_bundles_under_the_data_root_are_offered_and_run(tmp_path, monkeypatch):
     assert len(choices) == 1 and choices[0].method == "rstn"
     s = SessionState(choices=choices)
     assert "views axial" in s.model_info and "trained" in s.model_info and s.error == ""
-    small = backend._synthetic_case()
+    small = small_case()
     s.set_case(small)
     s.param.trigger("coarse")
     assert s.error == "" and len(s.rounds) == 1
