@@ -6,10 +6,12 @@ For each volume (a phantom, and a 512 x 512 x 250 synthetic CT) and each model p
 * (a) bare compute: the same networks on exactly the windows/crops the engine ran, in the same
   batches, timing only the network calls (batches are built outside the timed region, one at a
   time, so memory stays bounded);
-* (b) released-code loop: every window of every view, batch 1, autograd on (no ``no_grad``), in
-  every round: the coarse net at round 0; at rounds >= 1 the saliency net on every window and the
-  fine net where the window's crop box is non-empty (the released port skipped the fine forward
-  for empty boxes: ``no_forward``). ``--sample-every k`` runs every k-th window and scales up.
+* (b) released-code loop: batch 1, autograd on (no ``no_grad``), window by window, as
+  ``coarse2fine_testing.py`` of the authors' release ran it: the coarse net on every window at
+  round 0; at rounds >= 1, for every window whose three slices touch the previous mask, the saliency
+  net on the full window, the product, the crop and the fine net (windows whose slices hold no mask
+  are skipped, the release's ``mask_sum == 0: continue``). ``--sample-every k`` runs every k-th
+  window and scales up.
 
 The networks are the real FCN-8s/saliency of ``--presets`` with random weights; their outputs are
 shifted by a fixed intensity rule (``+20 * (x - t)``) so the masks look like an organ and the rounds
@@ -149,7 +151,7 @@ def bare_compute(models, case: Case, states, batch_size: int, data_config: DataC
 
 
 def released_loop(models, case: Case, states, data_config: DataConfig, sample_every: int) -> float:
-    """(b) every window, batch 1, autograd on, every round; scaled up when sampling."""
+    """(b) the release's loop: batch 1, autograd on, windows touching the mask; scaled up when sampling."""
     spent = 0.0
     for view in ALL_VIEWS:
         hu_stack = to_view(case.image.data, view)
@@ -164,22 +166,18 @@ def released_loop(models, case: Case, states, data_config: DataConfig, sample_ev
             hu_stack = to_view(case.image.data, view)
             prob_stack = to_view(prev.fused_prob, view)
             boxes = state.boxes[view]
-            # every window runs; keep the fine-net share exact by sampling within each kind
-            with_box = sorted(c for c, b in boxes.items() if b is not None)
-            without = [c for c in range(hu_stack.shape[0]) if c not in boxes or boxes[c] is None]
-            for group in (with_box, without):
-                if not group:
-                    continue
-                picked = group[::sample_every]
-                t0 = time.perf_counter()
-                for c in picked:
-                    x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config))
-                    p = torch.from_numpy(make_windows(prob_stack, [c]).astype(np.float32))
-                    transformed = x * models[view].saliency(p)
-                    box = boxes.get(c)
-                    if box is not None:
-                        torch.sigmoid(models[view].refine(crop(transformed, box))).detach().numpy()
-                spent += (time.perf_counter() - t0) * len(group) / len(picked)
+            # windows whose slices touch the previous mask; the others are skipped, as in the release
+            group = sorted(c for c, b in boxes.items() if b is not None)
+            if not group:
+                continue
+            picked = group[::sample_every]
+            t0 = time.perf_counter()
+            for c in picked:
+                x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config))
+                p = torch.from_numpy(make_windows(prob_stack, [c]).astype(np.float32))
+                transformed = x * models[view].saliency(p)
+                torch.sigmoid(models[view].refine(crop(transformed, boxes[c]))).detach().numpy()
+            spent += (time.perf_counter() - t0) * len(group) / len(picked)
     return spent
 
 

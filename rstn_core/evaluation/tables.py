@@ -22,6 +22,9 @@ from rstn_core.evaluation.stats import describe, paired_comparison
 
 ROUNDS_REPORTED = (1, 2, 3, 5, 10)
 COMPARISONS = (("rstn", "c2f"), ("oracle", "rstn"), ("oracle", "c2f"))
+# Round-0 (coarse) DSC, §4.4.1: RSTN's coarse net is trained jointly with the fine net (stage J),
+# C2F's separately; both see the same full slices, so their round-0 maps compare the two trainings.
+COARSE_COMPARISONS = (("rstn", "c2f"),)
 CSV_FIELDS = ("method", "fold", "case_id", "coarse_dsc", "final_dsc", "rounds", "converged", "stopped",
               "rounds_to_0.95", "rounds_to_0.99", "seconds", "dsc_per_round", "inter_round_dsc")
 
@@ -31,9 +34,12 @@ def summarize(results: Sequence[CaseResult]) -> dict:
     methods = list(dict.fromkeys(r.method for r in results))
     by = {m: [r for r in results if r.method == m] for m in methods}
     out: dict = {"methods": methods, "cases": {m: len(v) for m, v in by.items()}, "dsc": {}, "coarse_vs_fine": {},
-                 "dsc_per_round": {}, "inter_round_dsc": {}, "convergence": {}, "comparisons": []}
+                 "dsc_per_round": {}, "inter_round_dsc": {}, "convergence": {}, "comparisons": [],
+           "coarse_comparisons": [], "dsc_by_fold": {}}
     for m, rs in by.items():
         out["dsc"][m] = describe([r.final_dsc for r in rs])
+        folds = sorted({r.fold for r in rs})
+        out["dsc_by_fold"][m] = {str(k): describe([r.final_dsc for r in rs if r.fold == k]) for k in folds}
         out["coarse_vs_fine"][m] = {"coarse": describe([r.coarse_dsc for r in rs]),
                                     "fine": describe([r.final_dsc for r in rs])}
         longest = min(len(r.dsc_per_round) for r in rs)
@@ -52,6 +58,11 @@ def summarize(results: Sequence[CaseResult]) -> dict:
         if a in by and b in by:
             cmp = paired_comparison({r.case_id: r.final_dsc for r in by[a]}, {r.case_id: r.final_dsc for r in by[b]})
             out["comparisons"].append({"a": a, "b": b, **cmp})
+    for a, b in COARSE_COMPARISONS:
+        if a in by and b in by:
+            cmp = paired_comparison({r.case_id: r.coarse_dsc for r in by[a]},
+                                    {r.case_id: r.coarse_dsc for r in by[b]})
+            out["coarse_comparisons"].append({"a": a, "b": b, **cmp})
     return out
 
 
@@ -67,6 +78,19 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows), ""]
 
 
+def _comparison_table(comparisons: Sequence[dict]) -> list[str]:
+    rows = []
+    for c in comparisons:
+        gain = "–" if c["largest_gain"] is None else (
+            f"+{_pct(c['largest_gain']['difference'])} ({c['largest_gain']['case']})")
+        deficit = "–" if c["largest_deficit"] is None else (
+            f"{_pct(c['largest_deficit']['difference'])} ({c['largest_deficit']['case']})")
+        p = "–" if c["p"] is None else f"{c['p']:.3g}"
+        rows.append([f"{c['a']} vs {c['b']}", str(c["n"]), f"{c['wins']}/{c['losses']}/{c['ties']}", gain, deficit, p])
+    return _table(["comparison", "cases", "wins/losses/ties", "largest gain", "largest deficit", "paired t-test p"],
+                  rows)
+
+
 def to_markdown(summary: dict) -> str:
     """The paper's tables as Markdown (DSC in %)."""
     methods = summary["methods"]
@@ -75,6 +99,12 @@ def to_markdown(summary: dict) -> str:
     lines += _table(["method", "cases", "mean ± std", "max", "min"], [
         [m, str(summary["cases"][m]), f"{_pct(d['mean'])} ± {_pct(d['std'])}", _pct(d["max"]), _pct(d["min"])]
         for m, d in ((m, summary["dsc"][m]) for m in methods)])
+    folds = sorted({k for m in methods for k in summary.get("dsc_by_fold", {}).get(m, {})}, key=int)
+    if len(folds) > 1:
+        lines += ["## Mean DSC per test fold (%)", ""]
+        lines += _table(["method", *(f"fold {k}" for k in folds)], [
+            [m, *(_pct(summary["dsc_by_fold"][m][k]["mean"]) if k in summary["dsc_by_fold"][m] else "–"
+                  for k in folds)] for m in methods])
     lines += ["## Coarse vs fine (DSC, %)", ""]
     lines += _table(["method", "coarse (round 0)", "fine (final)"], [
         [m, f"{_pct(c['coarse']['mean'])} ± {_pct(c['coarse']['std'])}",
@@ -98,17 +128,10 @@ def to_markdown(summary: dict) -> str:
     lines += _table(["method", "thr", "converged", "mean rounds", "not converged"], rows)
     if summary["comparisons"]:
         lines += ["## Case-by-case comparisons (final DSC)", ""]
-        rows = []
-        for c in summary["comparisons"]:
-            gain = "–" if c["largest_gain"] is None else (
-                f"+{_pct(c['largest_gain']['difference'])} ({c['largest_gain']['case']})")
-            deficit = "–" if c["largest_deficit"] is None else (
-                f"{_pct(c['largest_deficit']['difference'])} ({c['largest_deficit']['case']})")
-            p = "–" if c["p"] is None else f"{c['p']:.3g}"
-            rows.append([f"{c['a']} vs {c['b']}", str(c["n"]), f"{c['wins']}/{c['losses']}/{c['ties']}",
-                         gain, deficit, p])
-        lines += _table(["comparison", "cases", "wins/losses/ties", "largest gain", "largest deficit",
-                         "paired t-test p"], rows)
+        lines += _comparison_table(summary["comparisons"])
+    if summary.get("coarse_comparisons"):
+        lines += ["## Coarse stage: joint (RSTN, stage J) vs separate (C2F) training, round-0 DSC", ""]
+        lines += _comparison_table(summary["coarse_comparisons"])
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -106,9 +107,24 @@ def test_summary_tables_hand_computed():
     (cmp,) = s["comparisons"]
     assert (cmp["a"], cmp["b"], cmp["wins"], cmp["losses"]) == ("rstn", "c2f", 1, 1)
     assert cmp["largest_gain"] == {"case": "a", "difference": pytest.approx(0.05)}
+    (coarse,) = s["coarse_comparisons"]  # joint (RSTN) vs separate (C2F) coarse training: 0.70/0.60 vs 0.65/0.55
+    assert (coarse["wins"], coarse["losses"], coarse["n"]) == (2, 0, 2)
+    assert coarse["largest_gain"]["difference"] == pytest.approx(0.05)
     md = to_markdown(s)
     assert "| rstn | 2 | 85.00 ± 7.07 | 90.00 | 80.00 |" in md
+    assert "joint (RSTN, stage J) vs separate (C2F)" in md
+    assert s["dsc_by_fold"]["rstn"]["0"]["mean"] == pytest.approx(0.85)
+    assert "per test fold" not in md  # one fold only: no per-fold table
     assert "rstn vs c2f" in md and "Rounds needed to converge" in md
+
+
+def test_summary_reports_each_fold():
+    two_folds = hand_results() + [dataclasses.replace(r, fold=1, case_id=r.case_id + "2", final_dsc=0.5)
+                                  for r in hand_results()]
+    s = summarize(two_folds)
+    assert s["dsc_by_fold"]["c2f"]["1"]["mean"] == pytest.approx(0.5)
+    assert s["dsc_by_fold"]["c2f"]["0"]["mean"] == pytest.approx(0.835)
+    assert "| c2f | 83.50 | 50.00 |" in to_markdown(s)
 
 
 def test_write_results_files(tmp_path):
