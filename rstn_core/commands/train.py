@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rstn_core.config import SALIENCY_VARIANTS
 from rstn_core.errors import RstnError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training schedule (default cpu-small)")
     parser.add_argument("--preset", choices=("paper", "cpu-small", "tiny"),
                         help="model size preset (default: the recipe's)")
+    parser.add_argument("--saliency", choices=SALIENCY_VARIANTS,
+                        help="saliency transformation variant (Table 1; default 3x3-3x3, RSTN only)")
     parser.add_argument("--stages", help="comma-separated stages to run, e.g. S,I,J or I,J")
     parser.add_argument("--iterations", help="per-stage iterations, e.g. S=100,I=200,J=200 (or one number for all)")
     parser.add_argument("--labels", help="target label ids, e.g. 7 or 1,2 (default: the dataset's)")
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
-        plan = resolve_plan(args.recipe, args.method, preset=args.preset, seed=args.seed, stages=stages)
+        plan = resolve_plan(args.recipe, args.method, preset=args.preset, seed=args.seed, stages=stages,
+                            saliency=args.saliency)
         if args.iterations:
             names = [s.name for s in plan.train_config.stages]
             plan = replace(plan, train_config=with_iterations(plan.train_config,

@@ -34,9 +34,11 @@ class TrainingPlan:
 
 def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str | None = None,
                  seed: int | None = None, stages: Sequence[str] | None = None,
-                 iterations: Mapping[str, int] | int | None = None) -> TrainingPlan:
+                 iterations: Mapping[str, int] | int | None = None,
+                 saliency: str | None = None) -> TrainingPlan:
     """Recipe ``recipe`` for ``method`` with overrides: model ``preset``, ``seed``, the ``stages`` to run
-    (e.g. ``["I", "J"]``) and per-stage ``iterations`` (``{"S": 50}`` or one int for every stage).
+    (e.g. ``["I", "J"]``), per-stage ``iterations`` (``{"S": 50}`` or one int for every stage) and the
+    ``saliency`` variant (Table 1: ``1x1``, ``3x3``, ``5x5``, ``3x3-3x3``, ``3x3-5x5``; RSTN only).
 
     Raises ``ValueError`` naming an unknown recipe, preset or stage.
     """
@@ -46,6 +48,10 @@ def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str
     model_config = chosen.model
     if preset:
         model_config = ModelConfig.from_preset(preset, dropout=model_config.dropout)
+    if saliency is not None:
+        if method != "rstn":
+            raise ValueError(f"--saliency {saliency!r} applies to RSTN only; C2F has no saliency module")
+        model_config = model_config.replace(saliency=saliency)
     train_config = chosen.train
     if seed is not None:
         train_config = train_config.replace(seed=int(seed))

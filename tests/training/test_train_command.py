@@ -11,10 +11,12 @@ from rstn_core.types import View
 def test_rstn_train_writes_a_bundle_and_resumes(tmp_path):
     write_phantom_dataset(tmp_path / "data", 3, seed=1, spacing=(8.0, 8.0, 8.0))
     args = ["train", "--data", str(tmp_path / "data"), "--folds", "3", "--recipe", "tiny", "--view", "axial",
-            "--iterations", "S=2,I=1,J=1", "--labels", "7", "--out", str(tmp_path / "run"), "--no-progress"]
+            "--iterations", "S=2,I=1,J=1", "--labels", "7", "--out", str(tmp_path / "run"), "--no-progress",
+            "--saliency", "5x5"]
     assert main(args) == 0
     bundle = load_bundle(tmp_path / "run" / "model.rstn")
     assert bundle.views == (View.AXIAL,) and bundle.data_config.target_labels == (7,)
+    assert bundle.model_config.saliency == "5x5"  # the Table 1 variant asked for, kept in the bundle
     assert bundle.meta["training"]["fold"] == 0 and len(bundle.meta["training"]["train_cases"]) == 2
     first = {k: v.clone() for k, v in bundle.models[View.AXIAL].state_dict().items()}
     assert main(args + ["--resume"]) == 0  # finished run: resuming changes nothing
@@ -27,6 +29,9 @@ def test_rstn_train_refuses_bad_options(tmp_path, capsys):
     assert "unknown stages ['X']" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--iterations", "S=a"]) == 2
     assert "--iterations" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--method", "c2f",
+                 "--saliency", "1x1"]) == 2
+    assert "C2F has no saliency module" in capsys.readouterr().err
 
 
 @pytest.mark.slow
