@@ -24,6 +24,7 @@ Run: ``.venv/bin/python benchmarks/engine_speed.py`` (see ``--help``); prints a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import resource
 import sys
@@ -44,6 +45,7 @@ from rstn_core.models.rstn import build_model  # noqa: E402
 from rstn_core.types import ALL_VIEWS, Case, Orientation, Volume  # noqa: E402
 from rstn_core.views import make_windows, to_view  # noqa: E402
 
+CPU = torch.device("cpu")
 ORGAN_HU = 230.0
 ORGAN_X = (215.0 + 100.0) / 340.0  # intensity rule threshold (normalised)
 
@@ -93,6 +95,17 @@ def phantom_case(seed: int = 0) -> Case:
     return volume_case(hu, f"phantom {shape[0]}x{shape[1]}x{shape[2]}")
 
 
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock timings cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def clock(device: torch.device) -> float:
+    sync(device)
+    return time.perf_counter()
+
+
 def build_models(preset: str) -> dict:
     torch.manual_seed(0)
     config = ModelConfig.from_preset(preset)
@@ -111,56 +124,61 @@ def run_engine(engine: RSTNEngine, case: Case, rounds: int):
     """Time start + ``rounds`` steps; the engine's own states are dropped as it goes (as ``run``)."""
     records = []
     spent = 0.0
-    t0 = time.perf_counter()
+    dev = engine.device
+    t0 = clock(dev)
     state = engine.start(case)
-    spent += time.perf_counter() - t0
+    spent += clock(dev) - t0
     for _ in range(rounds):
         records.append(Record(state))
-        t0 = time.perf_counter()
+        t0 = clock(dev)
         state = engine.step(case, state)
-        spent += time.perf_counter() - t0
+        spent += clock(dev) - t0
     records.append(Record(state))
     return spent, records
 
 
-def bare_compute(models, case: Case, states, batch_size: int, data_config: DataConfig) -> float:
-    """(a) the engine's windows and crops, same batches, timing the network calls only."""
+def bare_compute(models, case: Case, states, batch_size: int, data_config: DataConfig,
+                 device: torch.device = CPU) -> float:
+    """(a) the engine's windows and crops, same batches, timing the network calls only (float16
+    autocast on CUDA, as the engine)."""
     spent = 0.0
-    with torch.inference_mode():
+    amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.inference_mode(), amp:
         for view in ALL_VIEWS:
             hu_stack = to_view(case.image.data, view)
             for centres in chunks(range(hu_stack.shape[0]), batch_size):
-                x = torch.from_numpy(normalize_hu(make_windows(hu_stack, centres), data_config))
-                t0 = time.perf_counter()
+                x = torch.from_numpy(normalize_hu(make_windows(hu_stack, centres), data_config)).to(device)
+                t0 = clock(device)
                 torch.sigmoid(models[view].coarse(x))
-                spent += time.perf_counter() - t0
+                spent += clock(device) - t0
         for prev, state in zip(states[:-1], states[1:]):
             for view in ALL_VIEWS:
                 hu_stack = to_view(case.image.data, view)
                 prob_stack = to_view(prev.fused_prob, view)
                 boxes = state.boxes[view]
                 for batch in group_by_box_size(boxes, batch_size):
-                    x = torch.from_numpy(normalize_hu(make_windows(hu_stack, batch), data_config))
-                    p = torch.from_numpy(make_windows(prob_stack, batch).astype(np.float32))
-                    t0 = time.perf_counter()
+                    x = torch.from_numpy(normalize_hu(make_windows(hu_stack, batch), data_config)).to(device)
+                    p = torch.from_numpy(make_windows(prob_stack, batch).astype(np.float32)).to(device)
+                    t0 = clock(device)
                     transformed = x * models[view].saliency(p)
                     crops = torch.stack([crop(transformed[i], boxes[c]) for i, c in enumerate(batch)])
                     torch.sigmoid(models[view].refine(crops))
-                    spent += time.perf_counter() - t0
+                    spent += clock(device) - t0
     return spent
 
 
-def released_loop(models, case: Case, states, data_config: DataConfig, sample_every: int) -> float:
+def released_loop(models, case: Case, states, data_config: DataConfig, sample_every: int,
+                  device: torch.device = CPU) -> float:
     """(b) the release's loop: batch 1, autograd on, windows touching the mask; scaled up when sampling."""
     spent = 0.0
     for view in ALL_VIEWS:
         hu_stack = to_view(case.image.data, view)
         centres = range(0, hu_stack.shape[0], sample_every)
-        t0 = time.perf_counter()
+        t0 = clock(device)
         for c in centres:
-            x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config))
-            torch.sigmoid(models[view].coarse(x)).detach().numpy()
-        spent += (time.perf_counter() - t0) * hu_stack.shape[0] / len(centres)
+            x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config)).to(device)
+            torch.sigmoid(models[view].coarse(x)).detach().cpu().numpy()
+        spent += (clock(device) - t0) * hu_stack.shape[0] / len(centres)
     for prev, state in zip(states[:-1], states[1:]):
         for view in ALL_VIEWS:
             hu_stack = to_view(case.image.data, view)
@@ -171,13 +189,13 @@ def released_loop(models, case: Case, states, data_config: DataConfig, sample_ev
             if not group:
                 continue
             picked = group[::sample_every]
-            t0 = time.perf_counter()
+            t0 = clock(device)
             for c in picked:
-                x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config))
-                p = torch.from_numpy(make_windows(prob_stack, [c]).astype(np.float32))
+                x = torch.from_numpy(normalize_hu(make_windows(hu_stack, [c]), data_config)).to(device)
+                p = torch.from_numpy(make_windows(prob_stack, [c]).astype(np.float32)).to(device)
                 transformed = x * models[view].saliency(p)
-                torch.sigmoid(models[view].refine(crop(transformed, boxes[c]))).detach().numpy()
-            spent += (time.perf_counter() - t0) * len(group) / len(picked)
+                torch.sigmoid(models[view].refine(crop(transformed, boxes[c]))).detach().cpu().numpy()
+            spent += (clock(device) - t0) * len(group) / len(picked)
     return spent
 
 
@@ -195,35 +213,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-every", type=int, default=1, help="(b): run every k-th window and scale up")
     p.add_argument("--no-phantom", action="store_true")
     p.add_argument("--no-synthetic", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (CUDA: the engine and (a) use float16 autocast)")
     p.add_argument("--skip-cold", action="store_true", help="time the engine once (cold) instead of cold + warm")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     cases = [] if args.no_phantom else [phantom_case()]
     if not args.no_synthetic:
         cases.append(synthetic_case(tuple(args.shape)))
     data_config = DataConfig()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads={args.threads}, "
-          f"batch={args.batch_size}, rounds forced={args.rounds}, (b) sample every {args.sample_every}")
+          f"batch={args.batch_size}, rounds forced={args.rounds}, (b) sample every {args.sample_every}, device={device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     print()
     print("| volume | preset | windows r0 / fine | engine cold s | engine warm s | (a) bare s | engine/(a) | "
-          "(b) released s | (b)/engine | maxrss MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "(b) released s | (b)/engine | maxrss MB | GPU peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         for preset in [s.strip() for s in args.presets.split(",") if s.strip()]:
             models = build_models(preset)
-            engine = RSTNEngine(models, data_config, InferenceConfig(batch_size=args.batch_size))
+            engine = RSTNEngine(models, data_config, InferenceConfig(batch_size=args.batch_size), device=device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             cold_s, states = run_engine(engine, case, args.rounds)  # first sight of every shape (oneDNN set-up)
             rss = maxrss_mb()
+            gpu_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
             engine_s = cold_s
             if not args.skip_cold:
                 del states
                 engine_s, states = run_engine(engine, case, args.rounds)  # warm, as (a) and (b) run
-            bare_s = bare_compute(models, case, states, args.batch_size, data_config)
-            released_s = released_loop(models, case, states, data_config, args.sample_every)
+            bare_s = bare_compute(models, case, states, args.batch_size, data_config, device)
+            released_s = released_loop(models, case, states, data_config, args.sample_every, device)
             windows0 = sum(case.image.shape[v.axis] for v in ALL_VIEWS)
             fine = sum(len(b) for s in states[1:] for b in s.boxes.values())
             print(f"| {case.case_id} | {preset} | {windows0} / {fine} | {cold_s:.1f} | {engine_s:.1f} | {bare_s:.1f} | "
-                  f"{engine_s / bare_s:.2f}x | {released_s:.1f} | {released_s / engine_s:.1f}x | {rss:.0f} |",
+                  f"{engine_s / bare_s:.2f}x | {released_s:.1f} | {released_s / engine_s:.1f}x | {rss:.0f} | "
+                  f"{'–' if gpu_mb is None else f'{gpu_mb:.0f}'} |",
                   flush=True)
             del states
     print()
