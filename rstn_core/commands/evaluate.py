@@ -57,9 +57,13 @@ def run(args: argparse.Namespace) -> int:
     results = cross_validate(args.data, args.models, methods, config, resolve_device(args.device), progress)
     bar.close()
     paths = write_results(results, args.out)
+    from rstn_core.evaluation.plots import write_figures
+
+    figures = write_figures(results, args.out)
     from rstn_core.evaluation.tables import summarize
 
     for method, d in summarize(results)["dsc"].items():
         print(f"{method}: DSC {100 * d['mean']:.2f} ± {100 * d['std']:.2f} over {d['n']} case(s)")
-    print(f"wrote {paths['markdown']}, {paths['json']}, {paths['csv']}")
+    print(f"wrote {paths['markdown']}, {paths['json']}, {paths['csv']} and {len(figures)} figures "
+          f"({', '.join(p.name for p in figures.values())})")
     return 0

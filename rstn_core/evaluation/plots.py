@@ -263,6 +263,29 @@ def dsc_boxplot(results: Sequence[Any]) -> Figure:
     return fig
 
 
+def paired_scatter(results: Sequence[Any], a: str = "rstn", b: str = "c2f", field: str = "final_dsc") -> Figure:
+    """Case-by-case DSC of method ``a`` (y) against ``b`` (x), with the diagonal: points above it are
+    cases ``a`` wins. ``field``: ``final_dsc`` or ``coarse_dsc``. Cases missing from either are left out.
+    One axes; the title counts wins and losses."""
+    rows = [r if isinstance(r, Mapping) else r.to_dict() for r in results]
+    va = {r["case_id"]: 100 * r[field] for r in rows if r["method"] == a}
+    vb = {r["case_id"]: 100 * r[field] for r in rows if r["method"] == b}
+    cases = sorted(set(va) & set(vb))
+    xs, ys = np.array([vb[c] for c in cases]), np.array([va[c] for c in cases])
+    fig = Figure(figsize=(3.8, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    top = max(100.0 if not cases else float(max(xs.max(), ys.max())) * 1.05, 1.0)
+    ax.plot([0, top], [0, top], color="0.6", lw=0.8, ls="--")
+    ax.plot(xs, ys, "o", ms=4, color=METHOD_COLORS.get(a, "0.2"), alpha=0.8)
+    wins, losses = int((ys > xs).sum()), int((ys < xs).sum())
+    kind = "coarse (round 0)" if field == "coarse_dsc" else "final"
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel=f"{b} {kind} DSC (%)", ylabel=f"{a} {kind} DSC (%)",
+           title=f"{a} vs {b}: {wins} win{'' if wins == 1 else 's'}, "
+                 f"{losses} loss{'' if losses == 1 else 'es'} ({len(cases)} cases)")
+    ax.set_aspect("equal")
+    return fig
+
+
 def mean_curves(results: Sequence[Any]) -> dict[str, dict[str, list[float]]]:
     """Per method, the mean DSC per round and mean inter-round DSC over cases (curves cut to the shortest),
     in the ``{"dsc": [...], "inter": [...]}`` form :func:`convergence_curves` takes."""
@@ -276,3 +299,22 @@ def mean_curves(results: Sequence[Any]) -> dict[str, dict[str, list[float]]]:
             curves[key] = [float(np.mean([r[field][t] for r in mine])) for t in range(n)]
         out[m] = curves
     return out
+
+
+def write_figures(results: Sequence[Any], out_dir: str | Path) -> dict[str, Path]:
+    """The evaluation's figures as PNGs in ``out_dir``, each written atomically: ``dsc_boxplot.png``
+    (coarse and final DSC per method), ``convergence.png`` (mean DSC and inter-round DSC per round) and,
+    when both methods are present, ``rstn_vs_c2f.png`` (final DSC) and ``rstn_vs_c2f_coarse.png``
+    (round 0: joint vs separate coarse training). Returns name -> path."""
+    from rstn_core.atomic import atomic_write
+
+    rows = [r if isinstance(r, Mapping) else r.to_dict() for r in results]
+    methods = set(r["method"] for r in rows)
+    figures = {"dsc_boxplot": dsc_boxplot(rows), "convergence": convergence_curves(mean_curves(rows))}
+    if {"rstn", "c2f"} <= methods:
+        figures["rstn_vs_c2f"] = paired_scatter(rows, "rstn", "c2f")
+        figures["rstn_vs_c2f_coarse"] = paired_scatter(rows, "rstn", "c2f", field="coarse_dsc")
+    out = Path(out_dir)
+    return {name: atomic_write(out / f"{name}.png", lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=100),
+                               suffix=".png")
+            for name, fig in figures.items()}

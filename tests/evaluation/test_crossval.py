@@ -79,6 +79,7 @@ def test_cross_validate_and_the_evaluate_command(setup, capsys):
     assert [(c["fold"], c["case_id"]) for c in data["cases"]] == [(0, "case0"), (0, "case2"), (1, "case1"),
                                                                  (1, "case3")]
     assert "rstn: DSC" in capsys.readouterr().out
+    assert (setup / "out" / "dsc_boxplot.png").exists() and (setup / "out" / "convergence.png").exists()
 
 
 def test_missing_method_bundles_are_named(setup, tmp_path):

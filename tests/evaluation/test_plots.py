@@ -16,11 +16,13 @@ from rstn_core.evaluation.plots import (
     largest_area_slice,
     largest_difference_slice,
     mean_curves,
+    paired_scatter,
     per_slice_dsc,
     round_panels,
     saliency_figure,
     to_display,
     training_curves,
+    write_figures,
 )
 from rstn_core.inference.state import RoundState, SaliencyView
 from rstn_core.types import BBox, View
@@ -127,3 +129,19 @@ def test_dsc_boxplot_and_mean_curves():
     curves = mean_curves([r.to_dict() for r in results()])
     assert curves["rstn"]["dsc"] == pytest.approx([0.6, 0.7, 0.72])
     assert curves["c2f"]["inter"] == pytest.approx([0.9, 0.99])
+
+
+def test_paired_scatter_counts_wins_and_figures_are_written(tmp_path):
+    rows = [r.to_dict() for r in results()]
+    fig = paired_scatter(rows, "rstn", "c2f")
+    ((xs, ys),) = [line.get_data() for line in fig.axes[0].lines if line.get_marker() == "o"]
+    by = {(r["method"], r["case_id"]): 100 * r["final_dsc"] for r in rows}
+    cases = sorted({r["case_id"] for r in rows})
+    assert list(xs) == pytest.approx([by["c2f", c] for c in cases])
+    assert list(ys) == pytest.approx([by["rstn", c] for c in cases])
+    wins = sum(by["rstn", c] > by["c2f", c] for c in cases)
+    assert fig.axes[0].get_title().startswith(f"rstn vs c2f: {wins} win")
+    paths = write_figures(results(), tmp_path / "figs")
+    assert sorted(paths) == ["convergence", "dsc_boxplot", "rstn_vs_c2f", "rstn_vs_c2f_coarse"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths.values())
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(f"{n}.png" for n in paths)  # no temp files
