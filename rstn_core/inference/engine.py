@@ -275,7 +275,7 @@ class RSTNEngine:
             mask = keep_large_components(mask, cfg.min_component_fraction)
         inter = None if previous is None else dsc(previous.mask, mask)
         truth = None if case.label is None else dsc(mask, case.label)
-        stopped = self._stop_reason(round_index, mask, inter)
+        stopped = self._stop_reason(round_index, mask, inter, case)
         state = RoundState(
             round=round_index,
             fused_prob=fused,
@@ -290,8 +290,11 @@ class RSTNEngine:
         log.debug("case %s round %d: %s", case.case_id, round_index, state.summary())
         return state
 
-    def _stop_reason(self, round_index: int, mask: np.ndarray, inter: float | None) -> str | None:
-        if not mask.any():
+    def _stop_reason(self, round_index: int, mask: np.ndarray, inter: float | None, case: Case) -> str | None:
+        # the oracle crops from the truth, so an empty prediction does not end it (the release's
+        # oracle_testing.py ran the fine stage whatever the coarse map held); an empty truth does
+        boxes_from_truth = self.config.oracle and case.label is not None and bool(np.any(case.label))
+        if not mask.any() and not (boxes_from_truth and round_index < self.config.max_rounds):
             return STOP_EMPTY_COARSE if round_index == 0 else STOP_EMPTY_MASK
         if inter is not None and inter >= self.config.stop_dsc:
             return STOP_CONVERGED

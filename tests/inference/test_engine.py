@@ -49,6 +49,20 @@ def test_empty_coarse_map_stops_cleanly():
     assert engine.run(organ_case()).stopped == "empty-coarse"
 
 
+def test_empty_coarse_map_does_not_stop_the_oracle():
+    """Oracle boxes come from the truth: a coarse net that finds nothing still gets its fine rounds."""
+    models = three(coarse=lambda x: torch.full_like(x, -10.0))
+    states = list(engine_for(models, oracle=True, margin=2).iterate(organ_case()))
+    assert states[0].stopped is None and not states[0].mask.any()
+    assert [s.round for s in states] == [0, 1, 2]
+    assert states[1].dsc_vs_truth == 1.0 and states[2].stopped == "converged"
+    assert all(m.windows("refine") > 0 for m in models.values())
+    never = three(coarse=lambda x: torch.full_like(x, -10.0), refine=lambda x: torch.full_like(x, -10.0))
+    last = engine_for(never, oracle=True, max_rounds=2).run(organ_case())
+    # two empty masks in a row agree (inter-round DSC 1, as the release counted it): converged, empty
+    assert last.round == 1 and last.stopped == "converged" and not last.mask.any()
+
+
 def test_oscillating_stub_stops_at_max_rounds():
     hu = np.full(SHAPE, 240.0, dtype=np.float32)
     hu[0, 0, 0] = -100.0  # not an empty CT
