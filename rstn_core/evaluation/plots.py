@@ -232,7 +232,7 @@ def convergence_curves(runs: Mapping[str, Sequence[Any]]) -> Figure:
         ax_inter.axhline(thr, color="0.6", lw=0.8, ls=":")
     for ax in (ax_dsc, ax_inter):
         ax.xaxis.get_major_locator().set_params(integer=True)
-        if ax.has_data():
+        if ax.get_legend_handles_labels()[0]:  # curves drawn (not only the threshold lines)
             ax.legend(fontsize=8)
     return fig
 
