@@ -29,6 +29,7 @@ for v in 1x1 3x3 5x5 3x3-3x3; do
   fi
   OMP_NUM_THREADS=${THREADS:-1} $BIN/rstn evaluate --data "$WORK/phantoms" --models "$T1/$v.json" --methods rstn \
       --out "$T1/eval_$v" --device cpu > "$T1/eval_$v.log" 2>&1
+  cp "$T1/eval_$v/per_case.csv" "$OUT/per_case_$v.csv"
 done
 $BIN/python - "$T1" "$OUT" <<'PY'
 import json, sys
