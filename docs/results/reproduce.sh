@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce docs/results/phantoms.md: the demo bundles (fold 0 of the 24-phantom set, all views)
+# Reproduce the "longer training, fold 0" and "real example" parts of docs/results/phantoms.md (the 4-fold CV,
+# Table 1 and joint-vs-separate runs have their own scripts beside this one): the demo bundles (fold 0 of the 24-phantom set, all views)
 # evaluated on the 6 held-out phantoms, RSTN vs C2F vs oracle, and both models on the real example.
 # CPU, about 90 minutes on 2 cores. Run from the repository root after `make setup`.
 set -euo pipefail
