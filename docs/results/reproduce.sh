@@ -35,4 +35,8 @@ if [ -f "$REAL/ct.nii.gz" ]; then
     $BIN/rstn predict -i "$REAL/ct.nii.gz" -o "$WORK/real_$m.nii.gz" --model "$WORK/cont/$m/model.rstn" \
         --label "$REAL/labels.nii.gz" --organ 7 --overwrite --no-progress 2>&1 | tee "docs/results/real_example_$m.txt"
   done
+  # the same RSTN with boxes from the true pancreas: does the fine stage respond at all?
+  $BIN/rstn predict -i "$REAL/ct.nii.gz" -o "$WORK/real_oracle.nii.gz" --model "$WORK/cont/rstn/model.rstn" \
+      --label "$REAL/labels.nii.gz" --organ 7 --method oracle --overwrite --no-progress 2>&1 \
+      | tee docs/results/real_example_oracle.txt
 fi
