@@ -53,6 +53,15 @@ log = logging.getLogger(__name__)
 MIN_CT_SIZE = 3  # every axis must hold at least one full 3-slice window
 
 
+def cast(array: np.ndarray, dtype) -> np.ndarray:
+    """``array.astype(dtype)`` with the same rounding, through torch's vectorised, multi-threaded cast
+    for float32 -> float16 (NumPy's takes ~5x longer: 0.2 s per 512 x 512 x 250 map). Keeps strides."""
+    dtype = np.dtype(dtype)
+    if array.dtype == np.float32 and dtype == np.float16 and all(s >= 0 for s in array.strides):
+        return torch.from_numpy(array).to(torch.float16).numpy()
+    return array.astype(dtype)
+
+
 class RSTNEngine:
     """Algorithm 1 over explicit state: ``start(case)``, ``step(case, state)``, ``iterate``, ``run``.
 
@@ -279,7 +288,7 @@ class RSTNEngine:
         state = RoundState(
             round=round_index,
             fused_prob=fused,
-            view_probs={v: probs[v].astype(cfg.view_prob_dtype) for v in self.views},
+            view_probs={v: cast(probs[v], cfg.view_prob_dtype) for v in self.views},
             mask=mask,
             boxes=boxes,
             inter_round_dsc=inter,

@@ -92,3 +92,18 @@ def test_postprocess_matches_labelling_the_whole_volume(seed):
     sizes = np.bincount(labels.ravel())
     expected = np.isin(labels, [i for i in range(1, count + 1) if sizes[i] >= 0.5 * sizes[1:].max()])
     assert np.array_equal(keep_large_components(mask), expected)
+
+
+def test_fast_float16_cast_rounds_exactly_as_numpy():
+    from rstn_core.inference.engine import cast
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.random(10_000, dtype=np.float32), rng.normal(0, 1e4, 1000).astype(np.float32),
+                             np.array([0.0, 1.0, 65504.0, 70000.0, 1e-8, 6e-5, -0.0, 0.5 + 2**-12], np.float32)])
+    volume = np.moveaxis(np.resize(values, (20, 30, 19)), 0, 2)  # strided, as the engine's view maps
+    fast = cast(volume, np.float16)
+    assert fast.dtype == np.float16 and fast.shape == volume.shape
+    with np.errstate(over="ignore"):  # 70000 overflows to inf in both
+        expected = volume.astype(np.float16)
+    np.testing.assert_array_equal(fast.view(np.uint16), expected.view(np.uint16))
+    assert cast(volume, np.float32) is not volume and cast(volume, np.float32).dtype == np.float32
