@@ -21,7 +21,6 @@ from rstn_core.inference.engine import RSTNEngine
 from rstn_core.models.rstn import build_model
 from rstn_core.training.loop import train_view
 from rstn_core.training.metrics_log import read_metrics
-from rstn_core.training.recipes import get_recipe, with_iterations
 from rstn_core.types import Case, Orientation, Volume
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -55,16 +54,12 @@ def test_engine_on_cuda_matches_cpu():
 
 
 def test_amp_training_on_cuda_learns_and_loads_on_cpu(tmp_path):
-    from rstn_training_synthetic import blob_windows
+    from rstn_training_synthetic import learning_setup
 
-    windows = blob_windows(16, h=29, w=31, seed=3, radius=(5.0, 8.0))
-    recipe = get_recipe("tiny")
-    tc = with_iterations(get_recipe("cpu-small").train.replace(lr=1e-3, margin=6, log_every=1,
-                                                               checkpoint_every=10**6, batch_size=4),
-                         {"S": 200, "I": 50, "J": 50})
+    windows, model_config, tc = learning_setup(batch_size=4)
     torch.manual_seed(0)
-    model = build_model("rstn", recipe.model)
-    result = train_view(model, windows, view="axial", model_config=recipe.model, data_config=DataConfig(),
+    model = build_model("rstn", model_config)
+    result = train_view(model, windows, view="axial", model_config=model_config, data_config=DataConfig(),
                         train_config=tc, out_dir=tmp_path, device="cuda", progress=False)
     assert result.finished
     records = read_metrics(tmp_path / "metrics.jsonl")

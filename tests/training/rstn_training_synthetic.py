@@ -20,3 +20,16 @@ def blob_windows(n: int, h: int = 23, w: int = 27, seed: int = 0, radius=(3.0, 5
         out.append((image, label))
     return out
 
+
+
+def learning_setup(batch_size: int = 2):
+    """The easy learning problem (blobs in noise) with the tiny model and the cpu-small optimiser:
+    ``(windows, model_config, train_config)``, S/I/J 200/50/50 iterations at lr 1e-3."""
+    from rstn_core.training.recipes import get_recipe, with_iterations
+
+    windows = blob_windows(16, h=29, w=31, seed=3, radius=(5.0, 8.0))
+    train_config = with_iterations(get_recipe("cpu-small").train.replace(lr=1e-3, margin=6, log_every=1,
+                                                                         checkpoint_every=10**6,
+                                                                         batch_size=batch_size),
+                                   {"S": 200, "I": 50, "J": 50})
+    return windows, get_recipe("tiny").model, train_config

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from rstn_training_synthetic import blob_windows
+from rstn_training_synthetic import learning_setup
 
 from rstn_core.config import DataConfig
 from rstn_core.models.rstn import build_model
 from rstn_core.training.loop import train_view
 from rstn_core.training.metrics_log import read_metrics
-from rstn_core.training.recipes import get_recipe, with_iterations
 
 
 @pytest.mark.slow
@@ -18,14 +17,10 @@ def test_small_preset_drives_the_fine_loss_down(tmp_path):
     the input up-sampling, which these blobs do not need; the optimiser is the cpu-small recipe's.
     """
     torch.set_num_threads(2)
-    windows = blob_windows(16, h=29, w=31, seed=3, radius=(5.0, 8.0))
-    recipe = get_recipe("tiny")
-    tc = with_iterations(get_recipe("cpu-small").train.replace(lr=1e-3, margin=6, log_every=1,
-                                                               checkpoint_every=10**6, batch_size=2),
-                         {"S": 200, "I": 50, "J": 50})
+    windows, model_config, tc = learning_setup(batch_size=2)
     torch.manual_seed(0)
-    model = build_model("rstn", recipe.model)
-    result = train_view(model, windows, view="axial", model_config=recipe.model, data_config=DataConfig(),
+    model = build_model("rstn", model_config)
+    result = train_view(model, windows, view="axial", model_config=model_config, data_config=DataConfig(),
                         train_config=tc, out_dir=tmp_path, progress=False)
     assert result.finished
     records = read_metrics(tmp_path / "metrics.jsonl")
