@@ -300,11 +300,12 @@ class RSTNEngine:
         return state
 
     def _stop_reason(self, round_index: int, mask: np.ndarray, inter: float | None, case: Case) -> str | None:
-        # the oracle crops from the truth, so an empty prediction does not end it (the release's
-        # oracle_testing.py ran the fine stage whatever the coarse map held); an empty truth does
-        boxes_from_truth = self.config.oracle and case.label is not None and bool(np.any(case.label))
-        if not mask.any() and not (boxes_from_truth and round_index < self.config.max_rounds):
-            return STOP_EMPTY_COARSE if round_index == 0 else STOP_EMPTY_MASK
+        if not mask.any():
+            # the oracle crops from the truth, so an empty prediction does not end it (the release's
+            # oracle_testing.py ran the fine stage whatever the coarse map held); an empty truth does
+            boxes_from_truth = self.config.oracle and case.label is not None and bool(np.any(case.label))
+            if not (boxes_from_truth and round_index < self.config.max_rounds):
+                return STOP_EMPTY_COARSE if round_index == 0 else STOP_EMPTY_MASK
         if inter is not None and inter >= self.config.stop_dsc:
             return STOP_CONVERGED
         if round_index >= self.config.max_rounds:
