@@ -173,9 +173,11 @@ def build_report(case, rounds: Sequence[Any], *, slices: dict[View, int], clim: 
     ]
     if rounds:
         last = rounds[-1]
+        ending = (f"stopped: {html.escape(last.stopped)}; final" if last.stopped
+                  else "not stopped yet (stepped by hand); latest")
+        dsc_text = "–" if last.dsc_vs_truth is None else f"{last.dsc_vs_truth:.4f}"
         parts.append(f"<h2>Summary</h2><p data-testid='report-summary'>{html.escape(method)}: {len(rounds)} round(s), "
-                     f"stopped: {html.escape(str(last.stopped))}; final DSC vs truth: "
-                     f"{'–' if last.dsc_vs_truth is None else f'{last.dsc_vs_truth:.4f}'}.</p>")
+                     f"{ending} DSC vs truth: {dsc_text}.</p>")
         parts.append(_table(rounds, method))
         if baseline:
             parts.append(_table(baseline, baseline_name))
