@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--view", default="all", help="axial, coronal, sagittal or all (default all)")
     parser.add_argument("--iterations", default=None,
                         help="per-stage iterations, e.g. S=500,I=250,J=250 or coarse=500,fine=500")
+    parser.add_argument("--appearance", default="random",
+                        help="phantom appearance: random (phases, fatty and atrophic glands; default) or a phase name")
+    parser.add_argument("--augment", choices=("none", "synthseg"), default="synthseg",
+                        help="domain randomisation of the training windows (default synthseg)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -57,12 +61,13 @@ def run(args: argparse.Namespace) -> int:
     work, out = Path(args.work), Path(args.out)
     phantoms = work / "phantoms"
     if not (phantoms / "manifest.csv").is_file():
-        write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists())
+        write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists(), appearance=args.appearance)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for method in methods:
         if method not in ("rstn", "c2f"):
             raise RstnError(f"--methods: unknown method {method!r}; expected rstn or c2f")
-        plan = resolve_plan("cpu-small", method, iterations=_iterations(args.iterations, method))
+        plan = resolve_plan("cpu-small", method, iterations=_iterations(args.iterations, method),
+                            augment=args.augment == "synthseg")
         run_dir = work / method
         resume = (run_dir / "model.rstn").exists() or any(run_dir.glob("*/last.ckpt"))
         bundle_path = train_dataset(phantoms, run_dir, plan, views=args.view, fold=0, folds=4,
@@ -88,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _argv(args: argparse.Namespace) -> str:
-    parts = [f"--n {args.n}", f"--seed {args.seed}", f"--view {args.view}"]
+    parts = [f"--n {args.n}", f"--seed {args.seed}", f"--view {args.view}", f"--appearance {args.appearance}",
+             f"--augment {args.augment}"]
     if args.iterations:
         parts.append(f"--iterations {args.iterations}")
     return " ".join(parts)

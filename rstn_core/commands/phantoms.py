@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="voxel size in mm (default 3 3 3)")
     parser.add_argument("--shape", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
                         help="grid size in voxels (default: ~384 x 336 x 240 mm at the spacing)")
+    parser.add_argument("--appearance", default="random",
+                        choices=("random", "non-contrast", "arterial", "portal-venous", "delayed"),
+                        help="contrast phase of every case, or 'random' (default): each case its own phase, "
+                             "fatty infiltration and atrophy of the gland (docs/phantoms.md)")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     parser.add_argument("--preview", action="store_true", help="also write axial/coronal PNGs to OUT/preview/")
 
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         progress = None
     rows = write_phantom_dataset(args.out, args.n, args.seed, fmt=args.format, spacing=tuple(args.spacing),
                                  shape=tuple(args.shape) if args.shape else None, overwrite=args.overwrite,
-                                 progress=progress)
+                                 progress=progress, appearance=args.appearance)
     if args.preview:
         from rstn_core.data.phantom_preview import write_previews
 

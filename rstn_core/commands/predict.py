@@ -138,7 +138,8 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
         except ValueError as exc:
             raise RstnError(str(exc)) from None
         label_id, name = organ_of(bundle)
-        organs.append(Organ(label_id, name, RSTNEngine(models, bundle.data_config, config, device)))
+        organs.append(Organ(label_id, name, RSTNEngine(models, bundle.data_config, config, device,
+                                                       spacing=bundle.data_config.spacing)))
     ids = [o.label_id for o in organs]
     if len(set(ids)) != len(ids):
         raise CheckpointError(f"several bundles write the same label id: {ids}")
@@ -201,37 +202,47 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
     import numpy as np
     from tqdm import tqdm
 
+    from rstn_core.inference.diagnose import explain_empty
     from rstn_core.inference.fusion import merge_organs
     from rstn_core.io import load_case, save_mask, save_probability
+    from rstn_core.resample import mask_on_input, prob_on_input
 
     if output.exists() and not overwrite:
         raise DataError(f"output {output} already exists; pass --overwrite to replace it")
     targets = organs[0].engine.data_config.target_labels if len(organs) == 1 else (1,)
     case = load_case(image, label if len(organs) == 1 else None, targets, case_id=case_id)
-    finals = {}
+    finals, works = {}, {}
     for organ in organs:
         engine = organ.engine
+        work = engine.prepare(case)  # on the grid the model was trained at (results come back below)
         bar = tqdm(total=engine.config.max_rounds + 1, desc=f"{case.case_id} {organ.name}", unit="round",
                    disable=not progress, leave=False)
         state = None
-        for state in engine.iterate(case):
+        for state in engine.iterate(work):
             bar.set_postfix_str(f"voxels={state.voxels}" + (
                 "" if state.inter_round_dsc is None else f" inter-DSC={state.inter_round_dsc:.4f}"))
             bar.update(1)
         bar.close()
-        finals[organ.label_id] = state
+        finals[organ.label_id], works[organ.label_id] = state, work
+        for warning in explain_empty(case, state, engine):
+            log.warning("%s (%s): %s", case.case_id, organ.name, warning)
     seconds = sum(s.seconds for s in finals.values())
     voxel_ml = float(np.prod(case.image.spacing)) / 1000.0
+    masks = {i: mask_on_input(works[i], s.mask) for i, s in finals.items()}  # (X, Y, Z) input grid
     if len(organs) == 1:
-        state = finals[organs[0].label_id]
-        save_mask(state.mask, case.image, output, overwrite=overwrite)
+        state, mask = finals[organs[0].label_id], masks[organs[0].label_id]
+        save_mask(mask, case.image, output, overwrite=overwrite)
         if save_prob:
-            save_probability(state.fused_prob, case.image, prob_path(output), overwrite=overwrite)
+            prob = prob_on_input(works[organs[0].label_id], state.fused_prob)
+            save_probability(prob, case.image, prob_path(output), overwrite=overwrite)
+        voxels = int(mask.sum())
         summary = {"case": case.case_id, "organ": organs[0].name, "rounds": state.round, "stopped": state.stopped,
-                   "voxels": state.voxels, "volume_ml": state.voxels * voxel_ml, "seconds": seconds,
-                   "dsc": state.dsc_vs_truth, "output": str(output)}
+                   "voxels": voxels, "volume_ml": voxels * voxel_ml, "seconds": seconds,
+                   "dsc": state.dsc_vs_truth, "dsc_grid": state.dsc_grid, "output": str(output),
+                   "grid": grid_note(works[organs[0].label_id])}
         return summary
-    labels = merge_organs({i: s.fused_prob for i, s in finals.items()}, {i: s.mask for i, s in finals.items()})
+    probs = {i: prob_on_input(works[i], s.fused_prob) for i, s in finals.items()}
+    labels = merge_organs(probs, masks)
     save_mask(labels, case.image, output, overwrite=overwrite, dtype=np.uint16)
     table = {"0": "background", **{str(o.label_id): o.name for o in organs}}
     table_path = output.with_name(strip_nifti(output.name) + ".labels.json")
@@ -239,7 +250,7 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
     if save_prob:
         for organ in organs:
             path = output.with_name(f"{strip_nifti(output.name)}_{organ.name}_prob.nii.gz")
-            save_probability(finals[organ.label_id].fused_prob, case.image, path, overwrite=overwrite)
+            save_probability(probs[organ.label_id], case.image, path, overwrite=overwrite)
     voxels = {o.name: int((labels == o.label_id).sum()) for o in organs}
     return {"case": case.case_id, "organ": "+".join(o.name for o in organs),
             "rounds": max(s.round for s in finals.values()),
@@ -248,11 +259,19 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
             "dsc": None, "output": str(output), "labels": str(table_path)}
 
 
+def grid_note(work: Any) -> str:
+    """Where the model ran: the case's own grid, or the resampled model grid."""
+    record = work.meta.get("resampling")
+    return "input grid" if record is None else record.describe()
+
+
 def summary_line(s: dict[str, Any]) -> str:
     text = (f"{s['case']}: {s['organ']} {s['rounds']} round(s) ({s['stopped']}), {s['voxels']} voxels, "
             f"{s['volume_ml']:.1f} mL, {s['seconds']:.1f} s")
     if s.get("dsc") is not None:
-        text += f", DSC {s['dsc']:.4f}"
+        text += f", DSC {s['dsc']:.4f}" + (f" (on the {s['dsc_grid']} grid)" if s.get("dsc_grid") else "")
+    if s.get("grid") and s["grid"] != "input grid":
+        text += f", ran on the {s['grid']}"
     return text + f" -> {s['output']}"
 
 

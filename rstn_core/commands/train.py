@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vgg16", help="ImageNet VGG16 state dict (torchvision layout) file or URL (paper preset)")
     parser.add_argument("--init", default=None,
                         help="start from the weights of an existing bundle (same method and preset); new schedule")
+    parser.add_argument("--augment", choices=("none", "synthseg"), default="none",
+                        help="domain randomisation of the training windows: per-organ intensity, gamma, gain field, "
+                             "blur, noise (SynthSeg-style; recorded in the bundle). Default none")
+    parser.add_argument("--spacing", type=float, nargs=3, metavar=("R", "A", "S"), default=None,
+                        help="training grid in mm (default: the recipe's; cpu-small/tiny 3 3 3, paper native)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
@@ -82,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
         plan = resolve_plan(args.recipe, args.method, preset=args.preset, seed=args.seed, stages=stages,
-                            saliency=args.saliency)
+                            saliency=args.saliency, augment=args.augment == "synthseg",
+                            spacing=tuple(args.spacing) if args.spacing else "recipe")
         if args.iterations:
             names = [s.name for s in plan.train_config.stages]
             plan = replace(plan, train_config=with_iterations(plan.train_config,

@@ -21,7 +21,8 @@ import numpy as np
 from scipy import ndimage
 
 from rstn_core.atomic import atomic_write
-from rstn_core.data.phantom_anatomy import TISSUES, Canvas, Grid, paint_abdomen, smooth_noise
+from rstn_core.data.phantom_anatomy import TISSUE_IDS, TISSUES, Canvas, Grid, paint_abdomen, smooth_noise
+from rstn_core.data.phantom_appearance import Appearance
 from rstn_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -177,20 +178,22 @@ def _default_shape(spacing: tuple[float, float, float]) -> tuple[int, int, int]:
     return tuple(int(round(f / s)) for f, s in zip(DEFAULT_FOV_MM, spacing))  # type: ignore[return-value]
 
 
-def render_hu(canvas: Canvas, p: dict, rng: np.random.Generator) -> np.ndarray:
-    """Tissue map -> HU: per-tissue mean and texture, partial-volume blur, correlated noise.
+def render_hu(canvas: Canvas, p: dict, rng: np.random.Generator, appearance: Appearance | None = None) -> np.ndarray:
+    """Tissue map -> HU: per-tissue mean (of the ``appearance``'s contrast phase) and texture, fatty
+    replacement of the gland, partial-volume blur, correlated noise.
 
     Returns (X, Y, Z) int16 HU clipped to [-1024, 3071].
     """
+    appearance = appearance or Appearance()
     names = list(TISSUES)
-    mean = np.array([TISSUES[n][0] for n in names], dtype=np.float32)
+    mean = appearance.tissue_means(names, TISSUES, ENHANCED, p["enhancement"])
     tex = np.array([TISSUES[n][1] for n in names], dtype=np.float32)
-    for i, n in enumerate(names):
-        if n in ENHANCED:  # scale enhancement over a ~45 HU unenhanced baseline
-            mean[i] = 45.0 + (mean[i] - 45.0) * p["enhancement"]
     spacing = canvas.grid.spacing
     texture = smooth_noise(rng, canvas.tissue.shape, spacing, 8.0)
     hu = mean[canvas.tissue] + tex[canvas.tissue] * texture
+    if appearance.fat_fraction > 0:
+        gland = canvas.tissue == TISSUE_IDS["pancreas"]
+        appearance.fatty_gland(hu, gland, texture, smooth_noise(rng, canvas.tissue.shape, spacing, 6.0))
     hu = ndimage.gaussian_filter(hu, sigma=p["blur_vox"], mode="nearest")
     noise = rng.standard_normal(hu.shape).astype(np.float32)
     noise = ndimage.gaussian_filter(noise, sigma=0.7)
@@ -200,13 +203,17 @@ def render_hu(canvas: Canvas, p: dict, rng: np.random.Generator) -> np.ndarray:
 
 
 def generate_phantom(seed: int, shape: tuple[int, int, int] | None = None,
-                     spacing: tuple[float, float, float] = (3.0, 3.0, 3.0)) -> Phantom:
+                     spacing: tuple[float, float, float] = (3.0, 3.0, 3.0),
+                     appearance: Appearance | str | None = None) -> Phantom:
     """Generate one seeded abdominal CT phantom.
 
     ``seed``: any int; the same seed, shape and spacing give identical arrays.
     ``shape``: (X, Y, Z) voxels along (R, A, S); default covers ~384 x 336 x 240 mm
     (128 x 112 x 80 at 3 mm), from the liver dome to the iliac crest.
     ``spacing``: (3,) mm along (R, A, S).
+    ``appearance``: contrast phase, fatty infiltration and atrophy of the gland
+    (:class:`~rstn_core.data.phantom_appearance.Appearance`; ``None`` = portal venous, no fat; ``"random"``
+    = drawn from the seed, independently of the anatomy; or a phase name).
     Raises :class:`DataError` for a grid too small to hold the pancreas with a 2-slice margin.
     """
     spacing = tuple(float(s) for s in spacing)  # type: ignore[assignment]
@@ -217,10 +224,13 @@ def generate_phantom(seed: int, shape: tuple[int, int, int] | None = None,
         raise DataError(f"phantom shape must be three sizes >= 16, got {shape}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 7]))
     p = sample_anatomy(rng)
+    look = Appearance.parse(appearance, seed)
+    if look.atrophy != 1.0:
+        p["pancreas_r"] = [r * look.atrophy for r in p["pancreas_r"]]
     grid = Grid(shape, spacing, z_top=p["z_dome"] + 8.0, rng=rng, warp_mm=p["warp_mm"])  # type: ignore[arg-type]
     canvas = Canvas(grid)
     paint_abdomen(canvas, p, rng)
-    hu = render_hu(canvas, p, rng)
+    hu = render_hu(canvas, p, rng, look)
     labels = canvas.labels
     zs = np.nonzero((labels == PANCREAS_ID).any(axis=(0, 1)))[0]
     if zs.size == 0 or zs[0] < 2 or zs[-1] > shape[2] - 3:
@@ -230,7 +240,7 @@ def generate_phantom(seed: int, shape: tuple[int, int, int] | None = None,
     affine = np.diag([spacing[0], spacing[1], spacing[2], 1.0])
     affine[:3, 3] = [float(grid.x[0]), float(grid.y[0]), float(grid.z[0])]
     meta = {"seed": int(seed), "shape": list(shape), "spacing": list(spacing), "anatomy": p,
-            "pancreas_voxels": int((labels == PANCREAS_ID).sum())}
+            "appearance": look.to_dict(), "pancreas_voxels": int((labels == PANCREAS_ID).sum())}
     return Phantom(hu=hu, labels=labels, affine=affine, meta=meta)
 
 
@@ -278,7 +288,8 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: str = "nifti",
                           shape: tuple[int, int, int] | None = None,
                           spacing: tuple[float, float, float] = (3.0, 3.0, 3.0),
-                          overwrite: bool = False, progress=None) -> list[dict]:
+                          overwrite: bool = False, progress=None,
+                          appearance: Appearance | str | None = None) -> list[dict]:
     """Write ``n`` phantoms in the generic manifest layout.
 
     ``out/images/<case_id>.nii.gz`` (or ``out/images/<case_id>/`` DICOM series for ``fmt="dicom"``),
@@ -288,6 +299,7 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
     ``out/phantom.json`` (seeds and parameters).
     Case ``i`` is ``phantom_{i:03d}`` drawn with :func:`case_seed` ``(seed, i)``. Every file is written
     atomically. ``progress``: optional callable wrapping the case iterator (e.g. ``tqdm``).
+    ``appearance``: as in :func:`generate_phantom` (``"random"``: each case its own phase and gland).
     Returns the manifest rows.
     """
     if n < 1:
@@ -301,7 +313,7 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
     indices = range(n) if progress is None else progress(range(n))
     for i in indices:
         case_id = f"phantom_{i:03d}"
-        ph = generate_phantom(case_seed(seed, i), shape=shape, spacing=spacing)
+        ph = generate_phantom(case_seed(seed, i), shape=shape, spacing=spacing, appearance=appearance)
         label_rel = f"labels/{case_id}.nii.gz"
         _save_nifti(ph.labels, ph.affine, out / label_rel)
         if fmt == "nifti":
@@ -333,7 +345,9 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
         "labels": {str(k): v for k, v in PHANTOM_LABELS.items()},
         "format": fmt, "seed": int(seed), "n": n, "generator": "rstn_core.data.phantom"}))
     _atomic_bytes(out / MARKER, write_json({"generator": "rstn_core.data.phantom", "seed": int(seed), "n": n,
-                                            "format": fmt, "target_labels": [PANCREAS_ID], "cases": cases_meta}))
+                                            "format": fmt, "target_labels": [PANCREAS_ID],
+                                            "appearance": appearance if isinstance(appearance, str | None)
+                                            else appearance.to_dict(), "cases": cases_meta}))
     return rows
 
 

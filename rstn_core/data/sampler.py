@@ -41,14 +41,16 @@ def keep_largest(areas: np.ndarray, drop_fraction: float) -> np.ndarray:
 class TrainingWindows:
     """The (case, centre) windows of ``view`` used for training.
 
-    ``cases``: training cases with a bool ``label``. ``self[i]`` -> ``(image (3, H, W) float32 in
-    [0, 1], label (3, H, W) float32 in {0, 1})`` for the window centred on ``centers[i]``.
+    ``cases``: training cases with a bool ``label``; ``keep_label_maps``: also keep each case's integer
+    ``label_map`` (for domain randomisation, :mod:`rstn_core.data.augment`).
+    ``self[i]`` -> ``(image (3, H, W) float32 in [0, 1], label (3, H, W) float32 in {0, 1})`` for the
+    window centred on ``centers[i]``.
     ``threshold``: the smallest kept target area (pixels). ``centers``: (N, 2) int64 rows of
     (case index, centre slice). ``case_ids``: ids in case-index order.
     """
 
     def __init__(self, cases: Sequence[Case], view: View | str, data_config: DataConfig | None = None,
-                 drop_smallest_fraction: float | None = None) -> None:
+                 drop_smallest_fraction: float | None = None, keep_label_maps: bool = False) -> None:
         cfg = data_config or DataConfig()
         fraction = cfg.drop_smallest_fraction if drop_smallest_fraction is None else float(drop_smallest_fraction)
         if not 0.0 <= fraction < 1.0:
@@ -59,6 +61,7 @@ class TrainingWindows:
         self.case_ids = [c.case_id for c in cases]
         self._images: list[np.ndarray] = []  # (L, H, W) float32 view stacks of normalised copies
         self._labels: list[np.ndarray] = []  # (L, H, W) bool view stacks (no copy)
+        self._label_maps: list[np.ndarray] = []  # (L, H, W) int view stacks, only with keep_label_maps
         rows, areas = [], []
         for index, case in enumerate(cases):
             if case.label is None:
@@ -68,6 +71,9 @@ class TrainingWindows:
             self._images.append(to_view(normalize_hu(case.image.data, cfg), self.view))
             label_stack = to_view(np.asarray(case.label, dtype=bool), self.view)
             self._labels.append(label_stack)
+            if keep_label_maps:
+                label_map = case.label_map if case.label_map is not None else case.label
+                self._label_maps.append(to_view(np.asarray(label_map), self.view))
             slice_areas = label_stack.reshape(label_stack.shape[0], -1).sum(axis=1)
             for j in np.flatnonzero(slice_areas):
                 rows.append((index, int(j)))
@@ -92,6 +98,17 @@ class TrainingWindows:
         image = make_windows(self._images[case_index], [center])[0]  # (3, H, W) float32
         label = make_windows(self._labels[case_index], [center])[0].astype(np.float32)  # (3, H, W)
         return np.ascontiguousarray(image, dtype=np.float32), label
+
+    @property
+    def has_label_maps(self) -> bool:
+        return bool(self._label_maps)
+
+    def label_map_window(self, i: int) -> np.ndarray:
+        """(3, H, W) integer label map of window ``i`` (needs ``keep_label_maps=True``)."""
+        if not self._label_maps:
+            raise DataError("these training windows were built without keep_label_maps=True")
+        case_index, center = (int(v) for v in self.centers[i])
+        return make_windows(self._label_maps[case_index], [center])[0]
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One window drawn uniformly at random."""

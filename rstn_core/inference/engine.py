@@ -45,6 +45,7 @@ from rstn_core.inference.state import (
     SaliencyView,
 )
 from rstn_core.intensity import normalize_hu
+from rstn_core.resample import resample_case
 from rstn_core.types import ALL_VIEWS, BBox, Case, View
 from rstn_core.views import centers_touching, from_view, make_windows, to_view
 
@@ -62,6 +63,17 @@ def cast(array: np.ndarray, dtype) -> np.ndarray:
     return array.astype(dtype)
 
 
+def truth_dsc(case: Case, mask: np.ndarray) -> tuple[float | None, str | None]:
+    """(DSC of ``mask`` against the case's truth, the grid it was computed on): on the input grid when the
+    case was resampled and its input label is known, else on the case's own grid; (None, None) unlabelled."""
+    record = case.meta.get("resampling")
+    if record is not None and record.input_label is not None:
+        return dsc(record.mask_to_input(mask), record.input_label), "input"
+    if case.label is None:
+        return None, None
+    return dsc(mask, case.label), ("input" if record is None else "model")
+
+
 class RSTNEngine:
     """Algorithm 1 over explicit state: ``start(case)``, ``step(case, state)``, ``iterate``, ``run``.
 
@@ -76,6 +88,7 @@ class RSTNEngine:
         data_config: DataConfig,
         config: InferenceConfig | None = None,
         device: str | torch.device = "cpu",
+        spacing: tuple[float, float, float] | None = None,
     ) -> None:
         if not models:
             raise RstnError("the engine needs a model for at least one view, got none")
@@ -102,6 +115,8 @@ class RSTNEngine:
         self.models: Mapping[View, ViewModel] = MappingProxyType(parsed)
         self.data_config = data_config
         self.config = config or InferenceConfig()
+        # the grid the models were trained at (mm, (R, A, S)); None = any grid is used as it is
+        self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
 
     @classmethod
     def from_bundle(cls, bundle: Any, config: InferenceConfig | None = None, device: str | torch.device = "cpu"):
@@ -111,13 +126,22 @@ class RSTNEngine:
         """
         if config is None:
             config = InferenceConfig(fusion="vote") if str(bundle.method).lower() == "c2f" else InferenceConfig()
-        return cls(bundle.models, bundle.data_config, config, device)
+        return cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing)
 
     def with_config(self, **changes: Any) -> RSTNEngine:
         """A new engine sharing these models with some :class:`InferenceConfig` fields changed."""
-        return RSTNEngine(dict(self.models), self.data_config, self.config.replace(**changes), self.device)
+        return RSTNEngine(dict(self.models), self.data_config, self.config.replace(**changes), self.device,
+                          spacing=self.spacing)
 
     # ------------------------------------------------------------------ public steps
+    def prepare(self, case: Case) -> Case:
+        """``case`` on the grid the models were trained at (:attr:`spacing`): the same object when it is
+        already there (within 5 %) or the engine has no spacing; otherwise a resampled case whose
+        ``meta["resampling"]`` (:class:`rstn_core.resample.Resampling`) brings masks and probabilities back
+        to the input grid. Run :meth:`start` / :meth:`step` on the prepared case; DSC against the truth is
+        still computed on the input grid."""
+        return resample_case(case, self.spacing)
+
     def start(self, case: Case) -> RoundState:
         """Round 0: coarse nets on every window of each view, average, fuse, threshold -> Z_0."""
         t0 = time.perf_counter()
@@ -145,7 +169,9 @@ class RSTNEngine:
         return self._finish(case, state.round + 1, probs, boxes, state, t0)
 
     def iterate(self, case: Case) -> Iterator[RoundState]:
-        """Yield round 0, 1, ... until the stop rule (converged, max rounds or an empty mask)."""
+        r"""Yield round 0, 1, ... until the stop rule (converged, max rounds or an empty mask); the case is
+        :meth:`prepare`\ d first, so the states are on the model grid."""
+        case = self.prepare(case)
         state = self.start(case)
         yield state
         while state.stopped is None:
@@ -283,7 +309,7 @@ class RSTNEngine:
         if round_index >= 1 and cfg.postprocess:
             mask = keep_large_components(mask, cfg.min_component_fraction)
         inter = None if previous is None else dsc(previous.mask, mask)
-        truth = None if case.label is None else dsc(mask, case.label)
+        truth, grid = truth_dsc(case, mask)
         stopped = self._stop_reason(round_index, mask, inter, case)
         state = RoundState(
             round=round_index,
@@ -293,6 +319,7 @@ class RSTNEngine:
             boxes=boxes,
             inter_round_dsc=inter,
             dsc_vs_truth=truth,
+            dsc_grid=grid,
             seconds=time.perf_counter() - t0,
             stopped=stopped,
         )

@@ -32,8 +32,10 @@ class RoundState:
     pixels) or ``None`` (empty reference: nothing cropped, fine output zero); keys are exactly the
     windows run in this round (empty at round 0, where every window runs uncropped).
     ``inter_round_dsc``: DSC(Z_{t-1}, Z_t), ``None`` at round 0. ``dsc_vs_truth``: ``None`` if the
-    label is unknown. ``seconds``: wall time of this round. ``stopped``: ``None`` while the engine
-    would continue, else a reason (``converged``, ``max-rounds``, ``empty-coarse``, ``empty-mask``).
+    label is unknown; ``dsc_grid`` says on which grid it was computed (``"input"``: the case's own grid,
+    also for a case the engine resampled; ``"model"``: the model grid). ``seconds``: wall time of this
+    round. ``stopped``: ``None`` while the engine would continue, else a reason (``converged``,
+    ``max-rounds``, ``empty-coarse``, ``empty-mask``).
     """
 
     round: int
@@ -45,6 +47,7 @@ class RoundState:
     dsc_vs_truth: float | None = None
     seconds: float = 0.0
     stopped: str | None = None
+    dsc_grid: str | None = None  # where dsc_vs_truth was computed: "input" (the case's own grid) or "model"
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -65,6 +68,7 @@ class RoundState:
             "voxels": self.voxels,
             "inter_round_dsc": self.inter_round_dsc,
             "dsc_vs_truth": self.dsc_vs_truth,
+            "dsc_grid": self.dsc_grid,
             "seconds": round(self.seconds, 4),
             "stopped": self.stopped,
             "windows": {v.value: len(b) for v, b in self.boxes.items()},

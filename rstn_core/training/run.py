@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rstn_core.config import ModelConfig, TrainConfig
+from rstn_core.data.augment import AugmentConfig
 from rstn_core.types import ALL_VIEWS, View
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,26 @@ class TrainingPlan:
     method: str
     model_config: ModelConfig
     train_config: TrainConfig
+    spacing: tuple[float, float, float] | None = None  # training grid (mm); None = each case's native grid
+    augment: AugmentConfig | None = None  # domain randomisation of the training windows; None = off
+
+
+#: the grid each recipe trains at: the paper kept native spacing; the CPU presets were designed for 3 mm
+RECIPE_SPACING: dict[str, tuple[float, float, float] | None] = {"paper": None, "cpu-small": (3.0, 3.0, 3.0),
+                                                                 "tiny": (3.0, 3.0, 3.0)}
 
 
 def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str | None = None,
                  seed: int | None = None, stages: Sequence[str] | None = None,
                  iterations: Mapping[str, int] | int | None = None,
-                 saliency: str | None = None) -> TrainingPlan:
+                 saliency: str | None = None, augment: AugmentConfig | bool | None = None,
+                 spacing: tuple[float, float, float] | None | str = "recipe") -> TrainingPlan:
     """Recipe ``recipe`` for ``method`` with overrides: model ``preset``, ``seed``, the ``stages`` to run
     (e.g. ``["I", "J"]``), per-stage ``iterations`` (``{"S": 50}`` or one int for every stage) and the
     ``saliency`` variant (Table 1: ``1x1``, ``3x3``, ``5x5``, ``3x3-3x3``, ``3x3-5x5``; RSTN only).
+
+    ``augment``: domain randomisation (``True`` = :class:`AugmentConfig` defaults). ``spacing``: the training
+    grid in mm (``"recipe"``: the recipe's, :data:`RECIPE_SPACING`; ``None``: native spacing).
 
     Raises ``ValueError`` naming an unknown recipe, preset or stage.
     """
@@ -61,7 +73,14 @@ def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str
         if isinstance(iterations, int):
             iterations = {s.name: iterations for s in train_config.stages}
         train_config = with_iterations(train_config, dict(iterations))
-    return TrainingPlan(recipe, method, model_config, train_config)
+    if spacing == "recipe":
+        spacing = RECIPE_SPACING.get(recipe, (3.0, 3.0, 3.0))
+    if spacing is not None:
+        spacing = tuple(float(v) for v in spacing)  # type: ignore[assignment]
+        if len(spacing) != 3 or min(spacing) <= 0:
+            raise ValueError(f"training spacing must be three positive mm values, got {spacing}")
+    augment = AugmentConfig() if augment is True else (augment or None)
+    return TrainingPlan(recipe, method, model_config, train_config, spacing, augment)  # type: ignore[arg-type]
 
 
 def parse_views(view: str | View | Sequence[str | View]) -> list[View]:
@@ -90,6 +109,7 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
 
     from rstn_core import __version__
     from rstn_core.config import DataConfig
+    from rstn_core.data.augment import RandomisedWindows
     from rstn_core.data.folds import fold_cases, kfold_split, load_split
     from rstn_core.data.layouts import discover_dataset
     from rstn_core.data.sampler import TrainingWindows
@@ -98,6 +118,7 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     from rstn_core.models.bundle import BUNDLE_SUFFIX, ModelBundle, load_bundle, save_bundle
     from rstn_core.models.rstn import build_model
     from rstn_core.models.weights import load_vgg16_weights
+    from rstn_core.resample import resample_case
     from rstn_core.training.checkpoint import LAST_CHECKPOINT
     from rstn_core.training.distributed import barrier, init_distributed, shutdown
     from rstn_core.training.loop import train_view
@@ -109,12 +130,13 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     method, model_config, train_config = plan.method, plan.model_config, plan.train_config
     dataset = discover_dataset(data)
     targets = tuple(int(t) for t in labels) if labels else tuple(dataset.default_target_labels)
-    data_config = DataConfig(target_labels=targets)
+    data_config = DataConfig(target_labels=targets, spacing=plan.spacing)
     split_folds = load_split(split, dataset.case_ids) if split else kfold_split(dataset.case_ids, folds)
     train_ids, test_ids = fold_cases(dataset.case_ids, split_folds, fold)
     log.info("%s (%s): %d training cases, %d held out (fold %d)", dataset.name, dataset.layout, len(train_ids),
              len(test_ids), fold)
-    cases = [load_case(dataset.get(c).image, dataset.get(c).label, targets, case_id=c) for c in train_ids]
+    cases = [resample_case(load_case(dataset.get(c).image, dataset.get(c).label, targets, case_id=c), plan.spacing)
+             for c in train_ids]
 
     start = load_bundle(init) if init else None
     if start is not None and (start.method != method or start.model_config != model_config):
@@ -127,7 +149,9 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     models = {}
     try:
         for view in view_list:
-            windows = TrainingWindows(cases, view, data_config)
+            windows = TrainingWindows(cases, view, data_config, keep_label_maps=plan.augment is not None)
+            if plan.augment is not None:
+                windows = RandomisedWindows(windows, plan.augment, seed=train_config.seed)
             torch.manual_seed(train_config.seed)
             model = build_model(method, model_config)
             if start is not None:
@@ -160,7 +184,8 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
         meta = {"organ": organ, "target_labels": list(targets), "code_version": __version__,
                 "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": fold,
                              "train_cases": train_ids, "test_cases": test_ids, "recipe": plan.recipe,
-                             "init": str(init) if init else None,
+                             "init": str(init) if init else None, "spacing": plan.spacing,
+                             "augment": plan.augment.to_dict() if plan.augment else None,
                              "train_config": train_config.to_dict()}}
         path = save_bundle(ModelBundle(method, model_config, data_config, models, meta), out / f"model{BUNDLE_SUFFIX}")
         log.info("bundle written: %s (views: %s)", path, ", ".join(v.value for v in models))
