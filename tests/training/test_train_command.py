@@ -50,3 +50,17 @@ def test_rstn_train_init_starts_from_a_bundle_and_refuses_another_method(tmp_pat
     assert main(["train", *base, "--method", "c2f", "--init", str(tmp_path / "a" / "model.rstn"),
                  "--out", str(tmp_path / "c")]) == 2
     assert "does not fit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rstn_train_records_its_grid_and_domain_randomisation(tmp_path):
+    write_phantom_dataset(tmp_path / "data", 3, seed=1, spacing=(8.0, 8.0, 8.0), appearance="random")
+    args = ["train", "--data", str(tmp_path / "data"), "--folds", "3", "--recipe", "tiny", "--view", "axial",
+            "--iterations", "S=2,I=1,J=1", "--labels", "7", "--out", str(tmp_path / "run"), "--no-progress",
+            "--augment", "synthseg", "--spacing", "12", "12", "12"]
+    assert main(args) == 0
+    bundle = load_bundle(tmp_path / "run" / "model.rstn")
+    # the engine resamples every input to the grid the bundle was trained at
+    assert bundle.data_config.spacing == (12.0, 12.0, 12.0)
+    assert bundle.meta["training"]["spacing"] == [12.0, 12.0, 12.0]
+    assert bundle.meta["training"]["augment"]["p_class"] == 0.8

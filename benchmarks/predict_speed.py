@@ -1,0 +1,74 @@
+"""End-to-end `rstn predict` on a clinical-size CT: load, resample to the model grid, all rounds, back, write.
+
+A 512 x 512 x 300 volume at 0.8 x 0.8 x 1.0 mm is made from a phantom (or ``--ct FILE``) by linear
+up-sampling, written as int16 NIfTI into a temporary folder (not timed), then ``rstn predict`` runs in a
+child process with the built-in model (or ``--model``). Reported: wall seconds of the child, its peak
+resident memory (``ru_maxrss`` of the children), and the summary line it printed.
+
+    .venv/bin/python benchmarks/predict_speed.py --repeat 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+SHAPE = (512, 512, 300)
+SPACING = (0.8, 0.8, 1.0)
+
+
+def make_ct(path: Path, source: Path | None) -> None:
+    """Write a SHAPE int16 CT at SPACING (LPS-free RAS affine) to ``path``."""
+    if source is None:
+        from rstn_core.data.phantom import generate_phantom
+
+        hu = generate_phantom(0, appearance="non-contrast").hu.astype(np.float32)
+    else:
+        hu = np.asarray(nib.load(source).dataobj, dtype=np.float32)
+    zoom = [n / s for n, s in zip(SHAPE, hu.shape)]
+    big = ndimage.zoom(hu, zoom, order=1, grid_mode=True, mode="nearest").astype(np.int16)
+    affine = np.diag([*SPACING, 1.0])
+    nib.save(nib.Nifti1Image(big, affine), path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ct", type=Path, help="CT to up-sample instead of a phantom")
+    parser.add_argument("--model", type=Path, help="bundle (default: the built-in demo model)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        ct = Path(tmp) / "ct.nii.gz"
+        make_ct(ct, args.ct)
+        print(f"input {SHAPE} at {SPACING} mm, {ct.stat().st_size / 1e6:.0f} MB on disk; {args.threads} threads")
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        for i in range(args.repeat):
+            out = Path(tmp) / f"mask{i}.nii.gz"
+            cmd = [sys.executable, "-m", "rstn_core.cli", "predict", "-i", str(ct), "-o", str(out), "--no-progress"]
+            if args.model:
+                cmd += ["--model", str(args.model)]
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            seconds = time.perf_counter() - t0
+            if done.returncode != 0:
+                print(done.stderr)
+                return done.returncode
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(f"run {i}: {seconds:.1f} s wall, peak RSS {peak_mb:.0f} MB (max over runs so far)")
+            print("   ", done.stdout.strip().splitlines()[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
