@@ -184,7 +184,8 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
         meta = {"organ": organ, "target_labels": list(targets), "code_version": __version__,
                 "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": fold,
                              "train_cases": train_ids, "test_cases": test_ids, "recipe": plan.recipe,
-                             "init": str(init) if init else None, "spacing": list(plan.spacing) if plan.spacing else None,
+                             "init": str(init) if init else None,
+                             "spacing": list(plan.spacing) if plan.spacing else None,
                              "augment": plan.augment.to_dict() if plan.augment else None,
                              "train_config": train_config.to_dict()}}
         path = save_bundle(ModelBundle(method, model_config, data_config, models, meta), out / f"model{BUNDLE_SUFFIX}")
