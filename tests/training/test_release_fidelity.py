@@ -160,3 +160,26 @@ def test_the_engine_runs_in_the_precision_it_records(precision, enabled):
     assert engine.precision.resolved == precision
     engine.start(organ_case())
     assert seen and all(flag is enabled for flag in seen)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the fast path is fp16 on CUDA)")
+def test_fp16_fast_path_changes_dsc_by_less_than_a_tenth_of_a_point_on_cuda():
+    import sys
+    from pathlib import Path
+
+    from rstn_core.models.bundle import load_bundle
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gpu"))
+    from test_cuda import DEMO, phantom_case  # phantom_000 of the 24-phantom set, held out of the demo's training
+
+    case = phantom_case()
+    engines = {p: _cuda_engine(load_bundle(DEMO), p) for p in ("fp32", "auto")}
+    assert engines["auto"].precision.resolved == "fp16"
+    dscs = {p: e.run(case).dsc_vs_truth for p, e in engines.items()}
+    assert abs(dscs["fp32"] - dscs["auto"]) < 1e-3, dscs
+
+
+def _cuda_engine(bundle, precision):
+    from rstn_core.inference.engine import RSTNEngine
+
+    return RSTNEngine.from_bundle(bundle, device="cuda").with_config(precision=precision, max_rounds=3)
