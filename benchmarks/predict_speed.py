@@ -32,7 +32,7 @@ def make_ct(path: Path, source: Path | None) -> None:
     if source is None:
         from rstn_core.data.phantom import generate_phantom
 
-        hu = generate_phantom(0, appearance="non-contrast").hu.astype(np.float32)
+        hu = generate_phantom(0).hu.astype(np.float32)  # portal venous: the demo model finds it, all rounds run
     else:
         hu = np.asarray(nib.load(source).dataobj, dtype=np.float32)
     zoom = [n / s for n, s in zip(SHAPE, hu.shape)]

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 T = TypeVar("T", bound="_Config")
 
 SALIENCY_VARIANTS = ("1x1", "3x3", "5x5", "3x3-3x3", "3x3-5x5")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # rstn_core.precision resolves them per device
 
 # Named model sizes (SPEC §2.1). ``width`` multiplies every VGG16 / fc channel count.
 # ``paper`` is the exact FCN-8s. The CPU presets train from random initialisation, so they add
@@ -133,13 +134,18 @@ class ModelConfig(_Config):
 class InferenceConfig(_Config):
     """Algorithm 1 settings (SPEC §4).
 
-    ``fusion``: ``"mean"`` (average view probabilities) or ``"vote"`` (majority of view masks).
+    ``fusion``: round 0's view fusion, ``"mean"`` (average view probabilities) or ``"vote"``
+    (majority of view masks). ``fine_fusion``: the fusion of rounds >= 1 (default ``"mean"``: both
+    releases threshold the mean there; C2F votes only at round 0). ``"vote"`` in both reproduces the
+    old every-round vote, for ablations only.
     ``saliency_source``: ``"fused"`` (released code) or ``"view"`` (the paper's per-view P).
     ``batch_size``: windows (and equal-size fine crops) per network call.
-    ``amp``: autocast mixed precision on CUDA (ignored on the CPU).
+    ``precision``: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (:mod:`rstn_core.precision`: fp16 autocast
+    on CUDA, bf16 on a CPU with native bf16, else fp32); the engine records what it resolved to.
     """
 
     fusion: str = "mean"
+    fine_fusion: str = "mean"
     saliency_source: str = "fused"
     postprocess: bool = True
     threshold: float = 0.5
@@ -148,7 +154,7 @@ class InferenceConfig(_Config):
     margin: int = 20
     oracle: bool = False
     batch_size: int = 8
-    amp: bool = True
+    precision: str = "auto"
     view_prob_dtype: str = "float16"  # storage of RoundState.view_probs ("float16" or "float32")
     min_component_fraction: float = 0.5  # post-processing: keep components >= this x the largest
 
@@ -158,6 +164,8 @@ class InferenceConfig(_Config):
         _check(0.0 <= self.min_component_fraction <= 1.0,
                f"InferenceConfig.min_component_fraction must be in [0, 1], got {self.min_component_fraction}")
         _check(self.fusion in ("mean", "vote"), f"InferenceConfig.fusion must be 'mean' or 'vote', got {self.fusion!r}")
+        _check(self.fine_fusion in ("mean", "vote"),
+               f"InferenceConfig.fine_fusion must be 'mean' or 'vote', got {self.fine_fusion!r}")
         _check(self.saliency_source in ("fused", "view"),
                f"InferenceConfig.saliency_source must be 'fused' or 'view', got {self.saliency_source!r}")
         _check(0.0 < self.threshold < 1.0, f"InferenceConfig.threshold must be in (0, 1), got {self.threshold}")
@@ -165,6 +173,8 @@ class InferenceConfig(_Config):
         _check(0.0 < self.stop_dsc <= 1.0, f"InferenceConfig.stop_dsc must be in (0, 1], got {self.stop_dsc}")
         _check(self.margin >= 0, f"InferenceConfig.margin must be >= 0, got {self.margin}")
         _check(self.batch_size >= 1, f"InferenceConfig.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.precision in PRECISIONS,
+               f"InferenceConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -207,9 +217,12 @@ class TrainConfig(_Config):
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 10
-    amp: bool = True
+    precision: str = "auto"  # fp32, bf16, fp16 or auto (rstn_core.precision); the resolved one is recorded
     convergence_check: bool = True
-    max_restarts: int = 3  # stage S restarts allowed when the convergence check fails
+    # S restarts allowed when the convergence check fails; None = until it converges, as the release
+    # does (~5% of its runs restart once); set a number to bound the time a hopeless run can take
+    max_restarts: int | None = None
+    bias_lr_factor: float = 2.0  # biases: lr x 2 and no weight decay (the released prototxts' lr_mult 2)
 
     def __post_init__(self) -> None:
         _check(self.method in ("rstn", "c2f"), f"TrainConfig.method must be 'rstn' or 'c2f', got {self.method!r}")
@@ -222,7 +235,11 @@ class TrainConfig(_Config):
         _check(self.batch_size >= 1, f"TrainConfig.batch_size must be >= 1, got {self.batch_size}")
         _check(self.checkpoint_every >= 1, f"TrainConfig.checkpoint_every must be >= 1, got {self.checkpoint_every}")
         _check(len(self.stages) > 0, "TrainConfig.stages must not be empty")
-        _check(self.max_restarts >= 0, f"TrainConfig.max_restarts must be >= 0, got {self.max_restarts}")
+        _check(self.max_restarts is None or self.max_restarts >= 0,
+               f"TrainConfig.max_restarts must be >= 0 or None (no cap), got {self.max_restarts}")
+        _check(self.bias_lr_factor > 0, f"TrainConfig.bias_lr_factor must be > 0, got {self.bias_lr_factor}")
+        _check(self.precision in PRECISIONS,
+               f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

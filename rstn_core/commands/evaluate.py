@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-dsc", type=float, default=0.99, help="stop rule for the final DSC (default 0.99)")
     p.add_argument("--no-postprocess", action="store_true", help="keep every connected component")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="auto",
+                   help="numerical precision (default auto; fp32 is the authors' setting)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     try:
         config = InferenceConfig(max_rounds=args.max_rounds, stop_dsc=args.stop_dsc,
-                                 postprocess=not args.no_postprocess)
+                                 postprocess=not args.no_postprocess, precision=args.precision)
     except ValueError as exc:
         raise RstnError(str(exc)) from None
     bar = tqdm(desc="evaluate", unit="case-method")

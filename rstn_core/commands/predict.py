@@ -49,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-rounds", type=int, default=None, help="most fine rounds R (default 10)")
     p.add_argument("--stop-dsc", type=float, default=None, help="inter-round DSC to stop at (default 0.99)")
     p.add_argument("--fusion", choices=("mean", "vote"), default=None,
-                   help="view fusion (default: mean for RSTN, vote for C2F)")
+                   help="view fusion at round 0 (default: mean for RSTN, vote for C2F); later rounds use the mean")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default=None,
+                   help="numerical precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)")
     p.add_argument("--no-postprocess", action="store_true", help="keep every connected component")
     p.add_argument("--batch-size", type=int, default=None, help="windows per network call (default 8)")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
@@ -130,7 +132,7 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
             models = {v: models[v] for v in wanted}
         config = InferenceConfig(fusion="vote") if bundle.method == "c2f" else InferenceConfig()
         changes: dict[str, Any] = {"postprocess": not args.no_postprocess, "oracle": args.method == "oracle"}
-        for key in ("max_rounds", "stop_dsc", "fusion", "batch_size"):
+        for key in ("max_rounds", "stop_dsc", "fusion", "batch_size", "precision"):
             if getattr(args, key) is not None:
                 changes[key] = getattr(args, key)
         try:
@@ -239,7 +241,7 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
         summary = {"case": case.case_id, "organ": organs[0].name, "rounds": state.round, "stopped": state.stopped,
                    "voxels": voxels, "volume_ml": voxels * voxel_ml, "seconds": seconds,
                    "dsc": state.dsc_vs_truth, "dsc_grid": state.dsc_grid, "output": str(output),
-                   "grid": grid_note(works[organs[0].label_id])}
+                   "grid": grid_note(works[organs[0].label_id]), "precision": engine.precision.resolved}
         return summary
     probs = {i: prob_on_input(works[i], s.fused_prob) for i, s in finals.items()}
     labels = merge_organs(probs, masks)
@@ -256,7 +258,8 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
             "rounds": max(s.round for s in finals.values()),
             "stopped": ",".join(f"{o.name}:{finals[o.label_id].stopped}" for o in organs),
             "voxels": sum(voxels.values()), "volume_ml": sum(voxels.values()) * voxel_ml, "seconds": seconds,
-            "dsc": None, "output": str(output), "labels": str(table_path)}
+            "dsc": None, "output": str(output), "labels": str(table_path),
+            "precision": organs[0].engine.precision.resolved}
 
 
 def grid_note(work: Any) -> str:
@@ -272,6 +275,8 @@ def summary_line(s: dict[str, Any]) -> str:
         text += f", DSC {s['dsc']:.4f}" + (f" (on the {s['dsc_grid']} grid)" if s.get("dsc_grid") else "")
     if s.get("grid") and s["grid"] != "input grid":
         text += f", ran on the {s['grid']}"
+    if s.get("precision"):
+        text += f", {s['precision']}"
     return text + f" -> {s['output']}"
 
 

@@ -102,6 +102,17 @@ def evaluate_case(engine, case: Case, method: str, fold: int, stop_dsc: float = 
     )
 
 
+def method_config(config: InferenceConfig, method: str) -> InferenceConfig:
+    """``config`` with the view fusion of ``method``'s release (``METHOD_FUSION``) when ``config`` keeps
+    the defaults (mean, mean): C2F votes at round 0 and thresholds the mean of the views after."""
+    from rstn_core.inference.fusion import METHOD_FUSION
+
+    if (config.fusion, config.fine_fusion) != METHOD_FUSION["rstn"]:
+        return config  # an explicit choice (e.g. an ablation) applies to every method
+    fusion, fine_fusion = METHOD_FUSION[BUNDLE_OF[method]]
+    return config.replace(fusion=fusion, fine_fusion=fine_fusion)
+
+
 # ------------------------------------------------------------------------------ models and folds
 def _fold_index(path: Path) -> int | None:
     match = re.fullmatch(r"fold(\d+)\.rstn", path.name)
@@ -197,9 +208,9 @@ def cross_validate(
             bundle = load_bundle(path, device)
             if bundle.method != BUNDLE_OF[method]:
                 raise CheckpointError(f"{path}: a {bundle.method} bundle where {method} needs {BUNDLE_OF[method]}")
-            base = config.replace(fusion="vote") if method == "c2f" and config.fusion == "mean" else config
+            base = method_config(config, method)
             engines[method] = RSTNEngine(bundle.models, bundle.data_config, base.replace(oracle=method == "oracle"),
-                                         device)
+                                         device, spacing=bundle.data_config.spacing)
         targets = next(iter(engines.values())).data_config.target_labels
         for case_id in test_ids:
             ref = dataset.get(case_id)

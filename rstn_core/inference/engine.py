@@ -33,7 +33,7 @@ from rstn_core.errors import DataError, RstnError
 from rstn_core.evaluation.metrics import dsc
 from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
-from rstn_core.inference.fusion import fuse_views
+from rstn_core.inference.fusion import METHOD_FUSION, fuse_views, round_fusion
 from rstn_core.inference.postprocess import keep_large_components
 from rstn_core.inference.protocol import ViewModel
 from rstn_core.inference.state import (
@@ -45,6 +45,7 @@ from rstn_core.inference.state import (
     SaliencyView,
 )
 from rstn_core.intensity import normalize_hu
+from rstn_core.precision import resolve_precision
 from rstn_core.resample import resample_case
 from rstn_core.types import ALL_VIEWS, BBox, Case, View
 from rstn_core.views import centers_touching, from_view, make_windows, to_view
@@ -117,15 +118,21 @@ class RSTNEngine:
         self.config = config or InferenceConfig()
         # the grid the models were trained at (mm, (R, A, S)); None = any grid is used as it is
         self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
+        try:  # the precision actually used, recorded (rstn predict prints it)
+            self.precision = resolve_precision(self.config.precision, self.device, "inference")
+        except ValueError as exc:
+            raise RstnError(str(exc)) from None
 
     @classmethod
     def from_bundle(cls, bundle: Any, config: InferenceConfig | None = None, device: str | torch.device = "cpu"):
         """An engine over a :class:`rstn_core.models.bundle.ModelBundle`.
 
-        Without ``config``, C2F bundles fuse views by majority vote (Zhou et al.), RSTN by the mean.
+        Without ``config``, each method fuses views as its release does (``METHOD_FUSION``): RSTN by
+        the mean in every round, C2F by majority vote at round 0 and by the mean in its fine rounds.
         """
         if config is None:
-            config = InferenceConfig(fusion="vote") if str(bundle.method).lower() == "c2f" else InferenceConfig()
+            fusion, fine_fusion = METHOD_FUSION.get(str(bundle.method).lower(), METHOD_FUSION["rstn"])
+            config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
         return cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing)
 
     def with_config(self, **changes: Any) -> RSTNEngine:
@@ -221,8 +228,7 @@ class RSTNEngine:
     def _no_grad(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
-        if self.config.amp and self.device.type == "cuda":
-            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
+        stack.enter_context(self.precision.autocast())
         return stack
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -305,7 +311,8 @@ class RSTNEngine:
         t0: float,
     ) -> RoundState:
         cfg = self.config
-        fused, mask = fuse_views([probs[v] for v in self.views], cfg.fusion, cfg.threshold)
+        fusion = round_fusion(round_index, cfg.fusion, cfg.fine_fusion)
+        fused, mask = fuse_views([probs[v] for v in self.views], fusion, cfg.threshold)
         if round_index >= 1 and cfg.postprocess:
             mask = keep_large_components(mask, cfg.min_component_fraction)
         inter = None if previous is None else dsc(previous.mask, mask)

@@ -11,6 +11,18 @@ import numpy as np
 
 FUSION_METHODS = ("mean", "vote")
 
+# The fusion each method uses per round (SPEC §3, §4): (round 0, rounds >= 1). RSTN's released code
+# averages the views in every round. Zhou et al.'s C2F release votes only at round 0 (coarse_fusion)
+# and thresholds the mean of the view probabilities in its fine rounds (coarse2fine_testing).
+METHOD_FUSION: dict[str, tuple[str, str]] = {"rstn": ("mean", "mean"), "c2f": ("vote", "mean")}
+
+
+def round_fusion(round_index: int, fusion: str, fine_fusion: str) -> str:
+    """The fusion of round ``round_index``: ``fusion`` at round 0, ``fine_fusion`` at rounds >= 1."""
+    if round_index < 0:
+        raise ValueError(f"round index must be >= 0, got {round_index}")
+    return fusion if round_index == 0 else fine_fusion
+
 
 def fuse_views(
     view_probs: Sequence[np.ndarray], method: str = "mean", threshold: float = 0.5

@@ -3,7 +3,10 @@
 g maps the (N, 3, H, W) probability map of the previous iteration to (N, 3, H, W) weights that
 multiply the input image slice by slice. Size-preserving convolutions, 3 -> 3 channels, ReLU
 between layers, no final activation (weights may be negative). The last layer starts at zero
-weights and a constant bias, so g starts as (a multiple of) the identity transform of X.
+weights and a constant bias, so g starts as (a multiple of) the identity transform of X. In the
+two-layer variants the first layer starts as in the release: Xavier weights (Caffe's ``xavier``
+filler, U(-sqrt(3/fan_in), sqrt(3/fan_in)); with 3 -> 3 channels fan_in = fan_out, so it equals
+``nn.init.xavier_uniform_``) and bias 1, so its ReLU passes the probabilities from the first step.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ def build_saliency(variant: str = "3x3-3x3", bias: float = 1.0) -> nn.Sequential
         if index:
             layers.append(nn.ReLU(inplace=True))
         layers.append(nn.Conv2d(CHANNELS, CHANNELS, k, padding=k // 2))
-    last = layers[-1]
+    first, last = layers[0], layers[-1]
+    if first is not last:
+        nn.init.xavier_uniform_(first.weight)  # type: ignore[arg-type]
+        nn.init.constant_(first.bias, 1.0)  # type: ignore[arg-type]
     nn.init.zeros_(last.weight)  # type: ignore[arg-type]
     nn.init.constant_(last.bias, float(bias))  # type: ignore[arg-type]
     return nn.Sequential(*layers)

@@ -22,7 +22,6 @@ size of 1 nothing is padded.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -39,15 +38,18 @@ from rstn_core.config import DataConfig, ModelConfig, TrainConfig
 from rstn_core.geometry import crop_box
 from rstn_core.models.losses import soft_dice_loss, unroll_weights
 from rstn_core.models.rstn import RSTN, build_model
+from rstn_core.precision import PrecisionChoice, resolve_precision
 from rstn_core.training.checkpoint import LAST_CHECKPOINT, TrainState, load_checkpoint, restore_rng, save_checkpoint
-from rstn_core.training.distributed import DistInfo, wrap_ddp
+from rstn_core.training.distributed import DistInfo, all_reduce_mean, broadcast_module, wrap_ddp
 from rstn_core.training.metrics_log import MetricsLog, plot_curves
 from rstn_core.training.stages import (
     BOXES_FROM_PREDICTION,
     STAGE_SPECS,
     StageSpec,
     check_stages,
+    check_window,
     converged,
+    moving_average,
     stage_lr,
     tail_length,
 )
@@ -56,6 +58,7 @@ from rstn_core.types import BBox
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+RECORD_ONLY = ("precision",)  # checkpoint ``configs`` keys that describe the run but may differ on resume
 CURVES_FILE = "curves.png"
 
 
@@ -120,17 +123,26 @@ class UnrolledStep(nn.Module):
 
 
 # ----------------------------------------------------------------------------- optimiser and data
+def param_kind(name: str, param: nn.Parameter) -> str:
+    """``"bias"`` (Caffe lr_mult 2, decay 0), ``"norm"`` (GroupNorm scales: decay 0) or ``"weight"``."""
+    if name.endswith(".bias"):
+        return "bias"
+    return "norm" if param.ndim <= 1 else "weight"
+
+
 def build_optimizer(model: RSTN, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum) or Adam; lr for theta_C, ``fine_lr_factor`` x lr for theta_F and eta; no decay on biases."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    """SGD (momentum) or Adam over parameter groups (the released prototxts' ``lr_mult``/``decay_mult``):
+    lr for theta_C and ``fine_lr_factor`` x lr for theta_F and eta; biases ``bias_lr_factor`` x that
+    (Caffe ``lr_mult: 2``) and no weight decay; GroupNorm scales (CPU presets) no decay either."""
+    groups: dict[tuple[bool, str], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         fine = not name.startswith("coarse_net.")
-        groups.setdefault((fine, param.ndim <= 1), []).append(param)
+        groups.setdefault((fine, param_kind(name, param)), []).append(param)
     param_groups = []
-    for (fine, is_bias), params in sorted(groups.items()):
-        lr = config.lr * (config.fine_lr_factor if fine else 1.0)
-        param_groups.append({"params": params, "lr": lr, "base_lr": lr,
-                             "weight_decay": 0.0 if is_bias else config.weight_decay})
+    for (fine, kind), params in sorted(groups.items()):
+        lr = config.lr * (config.fine_lr_factor if fine else 1.0) * (config.bias_lr_factor if kind == "bias" else 1.0)
+        param_groups.append({"params": params, "lr": lr, "base_lr": lr, "kind": kind, "fine": fine,
+                             "weight_decay": config.weight_decay if kind == "weight" else 0.0})
     if config.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum)
     return torch.optim.Adam(param_groups, lr=config.lr)
@@ -150,11 +162,9 @@ def sample_batch(windows: Sequence, batch_size: int, rng: np.random.Generator,
     return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
 
-def amp_dtype(device: torch.device, config: TrainConfig) -> torch.dtype | None:
-    """bf16 where supported, else fp16 (with a GradScaler), on CUDA only; None = full precision."""
-    if device.type != "cuda" or not config.amp:
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def training_precision(device: torch.device, config: TrainConfig) -> PrecisionChoice:
+    """``config.precision`` resolved for training on ``device`` (``rstn_core.precision``); fp16 gets a GradScaler."""
+    return resolve_precision(config.precision, device, "training")
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -164,6 +174,7 @@ class TrainResult:
     state: TrainState
     finished: bool  # False when stopped by ``stop_after``
     converged_s: bool | None  # the convergence check after S (None when not run)
+    precision: dict | None = None  # the resolved PrecisionChoice (as a dict) the run used
 
 
 def random_reinit(method: str, model_config: ModelConfig) -> Callable[[RSTN], None]:
@@ -183,6 +194,11 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
     Writes ``out_dir/last.ckpt`` every ``checkpoint_every`` steps and at each stage end, metrics
     JSON lines and, at the end, ``curves.png`` (rank 0 only). ``resume``: a checkpoint to continue
     from exactly. ``stop_after``: stop once this global step is reached (tests, benchmarks).
+
+    One optimiser serves every stage (its momentum / Adam moments carry over, as the released
+    PyTorch port keeps one optimiser and Caffe restores the solver); only an S restart, which
+    re-initialises the weights, starts it afresh. The precision (``train_config.precision``) is
+    resolved once and written to the metrics log (``precision`` record) and the bundle.
     """
     tc, device, info = train_config, torch.device(device), dist_info or DistInfo()
     check_stages(tc.method, tc.stages)
@@ -212,10 +228,17 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
     metrics = MetricsLog(out_dir / METRICS_FILE) if info.is_main else None
     if metrics is not None and resume is not None:
         metrics.truncate_after(state.global_step)
-    dtype = amp_dtype(device, tc)
+    precision = training_precision(device, tc)
+    configs["precision"] = precision.to_dict()  # recorded in every checkpoint; not compared on resume
+    log.info("%s: training precision %s (%s)", view, precision.resolved, precision.reason)
+    optimizer, scaler = _fresh_optimizer(model, tc, device, precision)
+    if opt_state is not None:
+        optimizer.load_state_dict(opt_state)
+        if scaler is not None and scaler_state:
+            scaler.load_state_dict(scaler_state)
     converged_s = None
 
-    def checkpoint(optimizer, scaler):
+    def checkpoint():
         if info.is_main:
             save_checkpoint(out_dir / LAST_CHECKPOINT, method=tc.method, view=view, configs=configs,
                             train_state=state, model=model, optimizer=optimizer, generator=rng,
@@ -224,13 +247,6 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
     while state.stage_index < len(tc.stages):
         stage = tc.stages[state.stage_index]
         spec = STAGE_SPECS[stage.name]
-        optimizer = build_optimizer(model, tc)
-        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-        if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
-            if scaler is not None and scaler_state:
-                scaler.load_state_dict(scaler_state)
-            opt_state = scaler_state = None
         bar = tqdm(total=stage.iterations, initial=state.iteration, desc=f"{view} {stage.name}",
                    disable=not (progress and info.is_main), leave=False)
         started = time.perf_counter()
@@ -239,8 +255,7 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * scale
             x, y = sample_batch(windows, tc.batch_size, rng, device)  # (N, 3, H, W) each
-            autocast = torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
-            with autocast:
+            with precision.autocast():
                 loss, terms = step_module(x, y, spec, rng)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -253,41 +268,66 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
             state.iteration += 1
             state.global_step += 1
             values = {f"loss_{t}": float(v.detach()) for t, v in terms.items()}
-            if stage.name == "S" and 1 in terms:
-                state.recent_fine_losses = (state.recent_fine_losses + [values["loss_1"]])[
-                    -tail_length(stage.iterations):]
+            if stage.name == "S":  # the raw total losses the S check averages (see check_window)
+                state.recent_fine_losses = (state.recent_fine_losses + [float(loss.detach())])[
+                    -check_window(stage.iterations):]
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             if metrics is not None and (state.iteration % tc.log_every == 0 or state.iteration == stage.iterations):
                 metrics.write({"step": state.global_step, "stage": stage.name, "iteration": state.iteration,
                                "loss": float(loss.detach()), **values, "lr": optimizer.param_groups[0]["lr"],
-                               "time": round(time.perf_counter() - started, 4), "restarts": state.restarts})
+                               "time": round(time.perf_counter() - started, 4), "restarts": state.restarts,
+                               "precision": precision.resolved})
             if state.global_step % tc.checkpoint_every == 0:
-                checkpoint(optimizer, scaler)
+                checkpoint()
             if stop_after is not None and state.global_step >= stop_after:
                 bar.close()
-                return TrainResult(model, state, False, converged_s)
+                return TrainResult(model, state, False, converged_s, precision.to_dict())
         bar.close()
         if stage.name == "S" and tc.convergence_check and stage.iterations > 0:
-            converged_s = converged(state.recent_fine_losses)
-            if not converged_s and state.restarts < tc.max_restarts:
-                log.warning("%s: stage S did not converge (last fine losses: mean %.3f, min %.3f); "
-                            "re-initialising and restarting S (restart %d of at most %d)", view,
-                            float(np.mean(state.recent_fine_losses)), min(state.recent_fine_losses),
-                            state.restarts + 1, tc.max_restarts)
+            converged_s = stage_s_converged(state.recent_fine_losses, stage.iterations, info)
+            if not converged_s and (tc.max_restarts is None or state.restarts < tc.max_restarts):
+                log.warning("%s: stage S did not converge (20-iteration mean total loss over its last 2%%: "
+                            "mean must be < 0.4 and min < 0.35); re-initialising and restarting S (restart %d%s)",
+                            view, state.restarts + 1,
+                            "" if tc.max_restarts is None else f" of at most {tc.max_restarts}")
                 reinit(model)
+                broadcast_module(model, info)  # every rank continues from rank 0's re-initialised weights
+                optimizer, scaler = _fresh_optimizer(model, tc, device, precision)
                 state.restarts += 1
                 state.iteration, state.recent_fine_losses = 0, []
-                checkpoint(None, None)
+                checkpoint()
                 continue
             if not converged_s:
                 log.warning("%s: stage S did not converge after %d restarts; continuing", view, state.restarts)
         state.stage_index += 1
         state.iteration, state.recent_fine_losses = 0, []
-        checkpoint(None, None)
+        checkpoint()
     if metrics is not None and metrics.path.exists():
         plot_curves(metrics.path, out_dir / CURVES_FILE)
-    return TrainResult(model, state, True, converged_s)
+    return TrainResult(model, state, True, converged_s, precision.to_dict())
+
+
+def _fresh_optimizer(model: RSTN, tc: TrainConfig, device: torch.device, precision: PrecisionChoice):
+    """-> (optimizer, GradScaler or None): a scaler only for fp16 autocast."""
+    scaler = torch.amp.GradScaler(device.type) if precision.resolved == "fp16" else None
+    return build_optimizer(model, tc), scaler
+
+
+def stage_s_converged(raw_losses: Sequence[float], iterations: int, info: DistInfo) -> bool:
+    """The released convergence check after stage S, the same decision on every rank.
+
+    ``raw_losses``: the last ``check_window(iterations)`` total weighted losses of this rank. Their
+    20-iteration moving averages over the last 2% of S are averaged across ranks (all-reduce), so
+    every rank restarts or goes on together; then mean < 0.4 and min < 0.35 must hold.
+    """
+    averages = moving_average(raw_losses)[-tail_length(iterations):]
+    averages = all_reduce_mean(averages, info)
+    ok = converged(averages)
+    log.info("stage S check: 20-iteration mean loss over the last %d iterations: mean %.3f, min %.3f -> %s",
+             len(averages), float(np.mean(averages)) if averages else float("nan"),
+             min(averages) if averages else float("nan"), "converged" if ok else "not converged")
+    return ok
 
 
 def check_resume_fits(payload: dict, path: str | Path, method: str, view: str, configs: dict[str, dict]) -> None:
@@ -298,6 +338,8 @@ def check_resume_fits(payload: dict, path: str | Path, method: str, view: str, c
         raise CheckpointError(f"{path}: checkpoint is for {payload['method']}/{payload['view']}, "
                               f"this run is {method}/{view}")
     for key, ours in configs.items():
+        if key in RECORD_ONLY:
+            continue
         theirs = payload["configs"].get(key)
         if theirs != ours:
             diff = sorted(k for k in set(ours) | set(theirs or {}) if (theirs or {}).get(k) != ours.get(k))

@@ -43,11 +43,13 @@ RECIPE_SPACING: dict[str, tuple[float, float, float] | None] = {"paper": None, "
 def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str | None = None,
                  seed: int | None = None, stages: Sequence[str] | None = None,
                  iterations: Mapping[str, int] | int | None = None,
-                 saliency: str | None = None, augment: AugmentConfig | bool | None = None,
+                 saliency: str | None = None, precision: str | None = None,
+                 augment: AugmentConfig | bool | None = None,
                  spacing: tuple[float, float, float] | None | str = "recipe") -> TrainingPlan:
     """Recipe ``recipe`` for ``method`` with overrides: model ``preset``, ``seed``, the ``stages`` to run
     (e.g. ``["I", "J"]``), per-stage ``iterations`` (``{"S": 50}`` or one int for every stage) and the
-    ``saliency`` variant (Table 1: ``1x1``, ``3x3``, ``5x5``, ``3x3-3x3``, ``3x3-5x5``; RSTN only).
+    ``saliency`` variant (Table 1: ``1x1``, ``3x3``, ``5x5``, ``3x3-3x3``, ``3x3-5x5``; RSTN only) and
+    the ``precision`` (``fp32``, ``bf16``, ``fp16``, ``auto``; default the recipe's ``auto``).
 
     ``augment``: domain randomisation (``True`` = :class:`AugmentConfig` defaults). ``spacing``: the training
     grid in mm (``"recipe"``: the recipe's, :data:`RECIPE_SPACING`; ``None``: native spacing).
@@ -67,6 +69,8 @@ def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str
     train_config = chosen.train
     if seed is not None:
         train_config = train_config.replace(seed=int(seed))
+    if precision is not None:
+        train_config = train_config.replace(precision=precision)
     if stages:
         train_config = select_stages(train_config, list(stages))
     if iterations is not None:
@@ -81,6 +85,29 @@ def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str
             raise ValueError(f"training spacing must be three positive mm values, got {spacing}")
     augment = AugmentConfig() if augment is True else (augment or None)
     return TrainingPlan(recipe, method, model_config, train_config, spacing, augment)  # type: ignore[arg-type]
+
+
+RANDOM_INIT = "random"  # ``init`` value: train from random weights on purpose
+VGG16_HINT = ("torchvision's ImageNet VGG16, vgg16-397923af.pth: download "
+              "https://download.pytorch.org/models/vgg16-397923af.pth on a machine with internet (or run "
+              "torchvision.models.vgg16(weights='IMAGENET1K_V1') there: it lands in ~/.cache/torch/hub/checkpoints/) "
+              "and pass --vgg16 /path/to/vgg16-397923af.pth")
+
+
+def check_initialisation(model_config: ModelConfig, vgg16: str | None, init: str | Path | None) -> None:
+    """Refuse to train the paper's un-normalised FCN-8s from random weights unless asked (``init="random"``).
+
+    Without normalisation the full FCN-8s does not learn from random weights at the paper's learning
+    rate (docs/results/training_notes.md); the paper started from pretrained weights.
+    """
+    from rstn_core.errors import RstnError
+
+    if vgg16 and init is not None and str(init) == RANDOM_INIT:
+        raise RstnError("--vgg16 and --init random contradict each other: pick one")
+    if model_config.norm == "none" and not vgg16 and init is None:
+        raise RstnError(f"the {model_config.preset!r} model (FCN-8s without normalisation) does not learn from random "
+                        f"weights; start it from {VGG16_HINT}, or pass --init random to train from random weights "
+                        "anyway")
 
 
 def parse_views(view: str | View | Sequence[str | View]) -> list[View]:
@@ -101,7 +128,9 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     target label ids (default: the dataset's). ``vgg16``: ImageNet VGG16 weights for both FCNs.
     ``resume``: continue from ``out/<view>/last.ckpt``. ``init``: start each view's networks from
     the weights of that view in an existing bundle of the same method and model configuration
-    (continued training or fine-tuning with a new schedule; the optimiser starts afresh).
+    (continued training or fine-tuning with a new schedule; the optimiser starts afresh), or
+    ``"random"`` to start the un-normalised ``paper`` model from random weights on purpose (it is
+    refused otherwise without ``vgg16``: :func:`check_initialisation`).
     Returns the bundle path ``out/model.rstn`` (``None`` on ranks other than 0 of a distributed run).
     Raises :class:`RstnError` (user errors) with the offending value in the message.
     """
@@ -128,6 +157,8 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     except ValueError as exc:
         raise RstnError(str(exc)) from exc
     method, model_config, train_config = plan.method, plan.model_config, plan.train_config
+    if not resume:  # a resumed run takes its weights from the checkpoints
+        check_initialisation(model_config, vgg16, init)
     dataset = discover_dataset(data)
     targets = tuple(int(t) for t in labels) if labels else tuple(dataset.default_target_labels)
     data_config = DataConfig(target_labels=targets, spacing=plan.spacing)
@@ -138,6 +169,8 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     cases = [resample_case(load_case(dataset.get(c).image, dataset.get(c).label, targets, case_id=c), plan.spacing)
              for c in train_ids]
 
+    if init is not None and str(init) == RANDOM_INIT:
+        init = None
     start = load_bundle(init) if init else None
     if start is not None and (start.method != method or start.model_config != model_config):
         raise RstnError(f"init {init}: a {start.method} bundle with model {start.model_config.to_dict()} does not fit "
@@ -146,7 +179,7 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise RstnError(f"device {device!r}: CUDA is not available on this machine")
     out = Path(out)
-    models = {}
+    models, precision = {}, None
     try:
         for view in view_list:
             windows = TrainingWindows(cases, view, data_config, keep_label_maps=plan.augment is not None)
@@ -178,13 +211,15 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
                                 train_config=train_config, out_dir=out / view.value, device=torch_device,
                                 resume=checkpoint, reinit=reinit, dist_info=info, progress=progress)
             models[view] = result.model.cpu().eval()
+            precision = result.precision
             barrier(info)
         if not info.is_main:
             return None
         meta = {"organ": organ, "target_labels": list(targets), "code_version": __version__,
                 "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": fold,
                              "train_cases": train_ids, "test_cases": test_ids, "recipe": plan.recipe,
-                             "init": str(init) if init else None,
+                             "init": str(init) if init else (None if vgg16 else RANDOM_INIT),
+                             "vgg16": str(vgg16) if vgg16 else None, "precision": precision,
                              "spacing": list(plan.spacing) if plan.spacing else None,
                              "augment": plan.augment.to_dict() if plan.augment else None,
                              "train_config": train_config.to_dict()}}

@@ -63,13 +63,33 @@ def stage_lr(base_lr: float, stage: StageConfig, iteration: int) -> float:
     return base_lr * 0.5 ** (iteration // stage.lr_halve_every)
 
 
-def converged(losses: Sequence[float], mean_below: float = 0.4, min_below: float = 0.35) -> bool:
-    """The released code's check after stage S, on the losses of its last 2% of iterations."""
-    if not losses:
+AVERAGE_WINDOW = 20  # the released code logs (and checks) the loss averaged over 20 iterations
+
+
+def converged(averages: Sequence[float], mean_below: float = 0.4, min_below: float = 0.35) -> bool:
+    """The released code's check after stage S: ``averages`` are the 20-iteration mean total losses
+    of its last 2% of iterations; their mean must be < ``mean_below`` and their min < ``min_below``."""
+    if not averages:
         return False
-    return sum(losses) / len(losses) < mean_below and min(losses) < min_below
+    return sum(averages) / len(averages) < mean_below and min(averages) < min_below
+
+
+def moving_average(values: Sequence[float], window: int = AVERAGE_WINDOW) -> list[float]:
+    """Trailing means: element i is the mean of ``values[max(0, i - window + 1) : i + 1]``."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += float(value)
+        if i >= window:
+            total -= float(values[i - window])
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def tail_length(iterations: int, fraction: float = 0.02) -> int:
     """How many final iterations the convergence check looks at (at least 1)."""
     return max(1, int(round(iterations * fraction)))
+
+
+def check_window(iterations: int) -> int:
+    """How many raw losses the check needs: the tail plus the 19 before it that its first average reads."""
+    return tail_length(iterations) + AVERAGE_WINDOW - 1

@@ -87,3 +87,18 @@ def test_missing_method_bundles_are_named(setup, tmp_path):
     (tmp_path / "only" / "fold0.rstn").write_bytes((setup / "models" / "fold0.rstn").read_bytes())
     with pytest.raises(CheckpointError, match=r"no \['c2f'\] fold bundles"):
         cross_validate(setup / "data", tmp_path / "only", ("c2f",))
+
+
+@pytest.mark.parametrize("method, given, expected", [
+    ("c2f", {}, ("vote", "mean")),  # Zhou et al.: vote at round 0, the mean of the views after
+    ("rstn", {}, ("mean", "mean")),
+    ("oracle", {}, ("mean", "mean")),
+    ("c2f", {"fusion": "vote", "fine_fusion": "vote"}, ("vote", "vote")),  # an explicit ablation stays
+    ("rstn", {"fusion": "vote"}, ("vote", "mean")),
+])
+def test_each_method_is_evaluated_with_its_releases_fusion(method, given, expected):
+    from rstn_core.config import InferenceConfig
+    from rstn_core.evaluation.crossval import method_config
+
+    config = method_config(InferenceConfig(max_rounds=3, **given), method)
+    assert (config.fusion, config.fine_fusion) == expected and config.max_rounds == 3

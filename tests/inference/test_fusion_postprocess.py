@@ -107,3 +107,56 @@ def test_fast_float16_cast_rounds_exactly_as_numpy():
         expected = volume.astype(np.float16)
     np.testing.assert_array_equal(fast.view(np.uint16), expected.view(np.uint16))
     assert cast(volume, np.float32) is not volume and cast(volume, np.float32).dtype == np.float32
+
+
+# ------------------------------------------------------------------ fusion per round (issue 13, item 1)
+def test_round_fusion_and_the_methods_releases():
+    from rstn_core.inference.fusion import METHOD_FUSION, round_fusion
+
+    assert METHOD_FUSION == {"rstn": ("mean", "mean"), "c2f": ("vote", "mean")}
+    assert [round_fusion(t, "vote", "mean") for t in (0, 1, 5)] == ["vote", "mean", "mean"]
+    with pytest.raises(ValueError, match="-1"):
+        round_fusion(-1, "mean", "mean")
+
+
+def _c2f_engine(**config):
+    """Three C2F stub views whose fine nets say 0.9 / 0.4 / 0.4 everywhere in their crops:
+    the mean (0.567) keeps the organ, a majority vote (1 of 3) drops it."""
+    from types import SimpleNamespace
+
+    import torch
+    from engine_stubs import StubModel
+
+    from rstn_core.config import DataConfig, InferenceConfig
+    from rstn_core.inference.engine import RSTNEngine
+
+    def constant(p):
+        logit = float(np.log(p / (1 - p)))
+        return lambda x: torch.full_like(x, logit)
+
+    models = {v: StubModel(refine=constant(p), uses_saliency=False)
+              for v, p in zip(("axial", "coronal", "sagittal"), (0.9, 0.4, 0.4))}
+    bundle = SimpleNamespace(method="c2f", models=models, data_config=DataConfig())
+    return RSTNEngine.from_bundle(bundle, InferenceConfig(**config) if config else None)
+
+
+def test_c2f_votes_at_round_0_and_thresholds_the_mean_after():
+    from engine_stubs import organ_case
+
+    engine = _c2f_engine()
+    assert (engine.config.fusion, engine.config.fine_fusion) == ("vote", "mean")
+    case = organ_case()
+    state = engine.start(case)
+    assert state.mask.any()  # all three coarse stubs agree on the organ
+    state = engine.step(case, state)
+    assert state.mask[case.label].all()  # mean 0.567 >= 0.5 wherever all three views ran
+    # the old behaviour (a vote in every round) loses the organ at round 1
+    old = _c2f_engine(fusion="vote", fine_fusion="vote")
+    assert not old.step(case, old.start(case)).mask.any()
+
+
+def test_fine_fusion_is_validated():
+    from rstn_core.config import InferenceConfig
+
+    with pytest.raises(ValueError, match="fine_fusion must be 'mean' or 'vote', got 'max'"):
+        InferenceConfig(fine_fusion="max")

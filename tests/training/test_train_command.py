@@ -64,3 +64,38 @@ def test_rstn_train_records_its_grid_and_domain_randomisation(tmp_path):
     assert bundle.data_config.spacing == (12.0, 12.0, 12.0)
     assert bundle.meta["training"]["spacing"] == [12.0, 12.0, 12.0]
     assert bundle.meta["training"]["augment"]["p_class"] == 0.8
+
+
+def test_paper_recipe_refuses_random_weights_and_names_the_vgg16_file(tmp_path, capsys):
+    write_phantom_dataset(tmp_path / "data", 3, seed=1, spacing=(8.0, 8.0, 8.0))
+    assert main(["train", "--data", str(tmp_path / "data"), "--recipe", "paper", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "vgg16-397923af.pth" in err and "https://download.pytorch.org/models/vgg16-397923af.pth" in err
+    assert "--init random" in err
+    assert not (tmp_path / "o").exists()  # refused before anything was trained or written
+    assert main(["train", "--data", str(tmp_path / "data"), "--recipe", "paper", "--vgg16", "w.pth", "--init",
+                 "random", "--out", str(tmp_path / "o")]) == 2
+    assert "contradict" in capsys.readouterr().err
+
+
+def test_paper_recipe_means_the_papers_run(monkeypatch):
+    from rstn_core.commands.train import recipe_defaults
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert recipe_defaults("paper", None, None) == ("all", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert recipe_defaults("paper", None, None) == ("all", "cpu")
+    assert recipe_defaults("paper", "axial", "cuda:1") == ("axial", "cuda:1")
+    assert recipe_defaults("cpu-small", None, None) == ("axial", "cpu")
+
+
+@pytest.mark.slow
+def test_precision_is_a_recorded_option(tmp_path):
+    write_phantom_dataset(tmp_path / "data", 3, seed=1, spacing=(8.0, 8.0, 8.0))
+    args = ["train", "--data", str(tmp_path / "data"), "--folds", "3", "--recipe", "tiny", "--view", "axial",
+            "--iterations", "S=1,I=1,J=1", "--labels", "7", "--out", str(tmp_path / "run"), "--no-progress",
+            "--precision", "fp32"]
+    assert main(args) == 0
+    training = load_bundle(tmp_path / "run" / "model.rstn").meta["training"]
+    assert training["train_config"]["precision"] == "fp32" and training["precision"]["resolved"] == "fp32"
+    assert training["init"] == "random"  # the tiny preset trains from random weights, and says so
