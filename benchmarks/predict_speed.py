@@ -1,9 +1,9 @@
 """End-to-end `rstn predict` on a clinical-size CT: load, resample to the model grid, all rounds, back, write.
 
 A 512 x 512 x 300 volume at 0.8 x 0.8 x 1.0 mm is made from a phantom (or ``--ct FILE``) by linear
-up-sampling, written as int16 NIfTI into a temporary folder (not timed), then ``rstn predict`` runs in a
-child process with the built-in model (or ``--model``). Reported: wall seconds of the child, its peak
-resident memory (``ru_maxrss`` of the children), and the summary line it printed.
+resampling at its own physical scale, written as int16 NIfTI into a temporary folder (not timed), then
+``rstn predict`` runs in a child process with the built-in model (or ``--model``). Reported: wall seconds
+of the child, its peak resident memory (``ru_maxrss`` of the children), and the summary line it printed.
 
     .venv/bin/python benchmarks/predict_speed.py --repeat 2
 """
@@ -28,17 +28,21 @@ SPACING = (0.8, 0.8, 1.0)
 
 
 def make_ct(path: Path, source: Path | None) -> None:
-    """Write a SHAPE int16 CT at SPACING (LPS-free RAS affine) to ``path``."""
+    """Write a SHAPE int16 CT at SPACING mm to ``path``: the phantom (or ``source``) resampled physically (same
+    mm scale, centred, air outside its field of view), so the anatomy keeps its size."""
     if source is None:
         from rstn_core.data.phantom import generate_phantom
 
-        hu = generate_phantom(0).hu.astype(np.float32)  # portal venous: the demo model finds it, all rounds run
+        phantom = generate_phantom(0)  # portal venous, 3 mm: the demo model finds it, all rounds run
+        hu, spacing = phantom.hu.astype(np.float32), (3.0, 3.0, 3.0)
     else:
-        hu = np.asarray(nib.load(source).dataobj, dtype=np.float32)
-    zoom = [n / s for n, s in zip(SHAPE, hu.shape)]
-    big = ndimage.zoom(hu, zoom, order=1, grid_mode=True, mode="nearest").astype(np.int16)
-    affine = np.diag([*SPACING, 1.0])
-    nib.save(nib.Nifti1Image(big, affine), path)
+        img = nib.as_closest_canonical(nib.load(source))
+        hu, spacing = np.asarray(img.dataobj, dtype=np.float32), img.header.get_zooms()[:3]
+    scale = np.asarray(SPACING) / np.asarray(spacing, dtype=np.float64)
+    offset = (np.asarray(hu.shape) - 1) / 2 - scale * (np.asarray(SHAPE) - 1) / 2
+    big = ndimage.affine_transform(hu, scale, offset=offset, output_shape=SHAPE, order=1, cval=-1000.0,
+                                   output=np.float32)
+    nib.save(nib.Nifti1Image(np.rint(big).astype(np.int16), np.diag([*SPACING, 1.0])), path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,3 +145,22 @@ def test_memory_stays_bounded_on_a_512x512x300_input():
     assert model.shape == (137, 137, 100) and back.shape == shape
     assert back[230, 240, 155] and not back[10, 10, 10]
     assert peak < 1.6 * input_bytes, f"peak {peak / 1e6:.0f} MB for a {input_bytes / 1e6:.0f} MB input"
+
+
+def test_predict_reports_the_seconds_of_every_round(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    case = physical_case((3.0, 3.0, 3.0))
+    ct = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(case.image.data.astype(np.int16), case.image.affine), ct)
+    engine = threshold_engine()
+    rounds = []
+
+    def timed_iterate(work):
+        for state in RSTNEngine.iterate(engine, work):
+            rounds.append(state)
+            yield replace(state, seconds=1.5)
+
+    monkeypatch.setattr(engine, "iterate", timed_iterate)
+    summary = predict.predict_case([predict.Organ(7, "pancreas", engine)], ct, tmp_path / "m.nii.gz", progress=False)
+    assert len(rounds) >= 2 and summary["seconds"] == pytest.approx(1.5 * len(rounds))

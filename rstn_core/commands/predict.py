@@ -213,22 +213,24 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
         raise DataError(f"output {output} already exists; pass --overwrite to replace it")
     targets = organs[0].engine.data_config.target_labels if len(organs) == 1 else (1,)
     case = load_case(image, label if len(organs) == 1 else None, targets, case_id=case_id)
-    finals, works = {}, {}
+    finals, works, seconds_of = {}, {}, {}
     for organ in organs:
         engine = organ.engine
         work = engine.prepare(case)  # on the grid the model was trained at (results come back below)
         bar = tqdm(total=engine.config.max_rounds + 1, desc=f"{case.case_id} {organ.name}", unit="round",
                    disable=not progress, leave=False)
-        state = None
+        state, engine_seconds = None, 0.0
         for state in engine.iterate(work):
+            engine_seconds += state.seconds  # every round, not only the last
             bar.set_postfix_str(f"voxels={state.voxels}" + (
                 "" if state.inter_round_dsc is None else f" inter-DSC={state.inter_round_dsc:.4f}"))
             bar.update(1)
         bar.close()
         finals[organ.label_id], works[organ.label_id] = state, work
+        seconds_of[organ.label_id] = engine_seconds
         for warning in explain_empty(case, state, engine):
             log.warning("%s (%s): %s", case.case_id, organ.name, warning)
-    seconds = sum(s.seconds for s in finals.values())
+    seconds = sum(seconds_of.values())
     voxel_ml = float(np.prod(case.image.spacing)) / 1000.0
     masks = {i: mask_on_input(works[i], s.mask) for i, s in finals.items()}  # (X, Y, Z) input grid
     if len(organs) == 1:
