@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None,
                         help="start from the weights of an existing bundle (same method and preset); new schedule")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,9 +77,11 @@ def parse_iterations(text: str, stage_names: list[str]) -> dict[str, int]:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from rstn_core.commands.common import check_train_args
     from rstn_core.training.recipes import with_iterations
     from rstn_core.training.run import resolve_plan, train_dataset
 
+    check_train_args(args)  # folds, device, and the run folder: refused unless --overwrite or --resume
     try:
         stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
         plan = resolve_plan(args.recipe, args.method, preset=args.preset, seed=args.seed, stages=stages,
