@@ -64,6 +64,17 @@ def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
                             "(choose another output, --overwrite does not apply to inputs)")
 
 
+def check_not_inside(outputs: Iterable[Path], folders: Iterable[Path]) -> None:
+    """Refuse an output inside an input folder (a DICOM series folder would then hold the mask,
+    and the next run would read the folder differently)."""
+    for folder in folders:
+        root = Path(folder).resolve()
+        for out in outputs:
+            if root in Path(out).resolve().parents:
+                raise DataError(f"output {out} is inside the input folder {folder}; write it elsewhere "
+                                "(inputs are never modified)")
+
+
 def refuse_existing(paths: Iterable[Path], overwrite: bool, what: str = "output", hint: str = OVERWRITE_HINT) -> None:
     """The one overwrite rule: an existing output is refused unless ``overwrite``."""
     existing = [Path(p) for p in paths if Path(p).exists()]

@@ -285,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
         output = args.output if is_nifti(args.output) else args.output / f"{cases[0][0]}.nii.gz"
         inputs = outputs.input_files(cases[0][1]) + ([args.label] if args.label else [])
         outputs.check_not_inputs(planned_outputs(output), inputs)
+        outputs.check_not_inside(planned_outputs(output), [cases[0][1]] if cases[0][1].is_dir() else [])
         if outputs.case_state(output) in ("finished", "foreign"):
             outputs.refuse_existing([output], args.overwrite)
         organs = build_organs(args, resolve_device(args.device))
@@ -307,6 +308,7 @@ def _run_batch(args: argparse.Namespace, cases: list[tuple[str, Path]]) -> int:
     mine = [(cid, img, args.output / f"{cid}.nii.gz") for cid, img in shard(cases)]
     inputs = [f for _, img, _ in mine for f in outputs.input_files(img)]
     outputs.check_not_inputs([p for *_, mask in mine for p in planned_outputs(mask)], inputs)
+    outputs.check_not_inside([args.output / "x.nii.gz"], [img for _, img, _ in mine if img.is_dir()])
     states = {cid: outputs.case_state(mask) for cid, _, mask in mine}
     if not args.overwrite:
         outputs.refuse_existing([mask for cid, _, mask in mine if states[cid] == "foreign"], False,
