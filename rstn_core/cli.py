@@ -55,7 +55,8 @@ def describe_os_error(exc: BaseException) -> str:
              errno.EPERM: "operation not permitted; choose a folder you can write to",
              errno.EROFS: "read-only file system; choose a writable folder"}
     reason = hints.get(exc.errno or -1, exc.strerror or str(exc) or type(exc).__name__)  # type: ignore[union-attr]
-    return f"cannot access{where}: {reason}"
+    verb = "cannot write" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else "cannot access"  # type: ignore[union-attr]
+    return f"{verb}{where}: {reason}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,11 +160,16 @@ def test_read_only_output_folder_is_one_line(tmp_path, bundle, monkeypatch, caps
     assert "read-only file system" in err and "Traceback" not in err
 
 
-def test_output_below_a_file_is_one_line(tmp_path, bundle):
+@pytest.mark.parametrize("command", ["predict", "train", "phantoms"])
+def test_output_below_a_file_is_one_line(tmp_path, bundle, command):
     ct = write_ct(tmp_path)
     (tmp_path / "afile").write_text("x")
-    line = one_line_error(rstn(*predict_args(ct, tmp_path / "afile" / "mask.nii.gz", bundle)))
-    assert "afile" in line
+    target = tmp_path / "afile" / "out"
+    argv = {"predict": predict_args(ct, target / "mask.nii.gz", bundle),
+            "train": ["train", "--data", tmp_path, "--out", target],
+            "phantoms": ["phantoms", "--out", target, "--n", "1"]}[command]
+    line = one_line_error(rstn(*argv))
+    assert "afile" in line and not (tmp_path / "afile").is_dir()
 
 
 @pytest.mark.parametrize("command", ["predict", "train", "evaluate"])
@@ -193,12 +198,6 @@ def test_phantoms_on_a_full_disk_leave_nothing(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "no space left" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # no dataset, no staging folder, no .tmp.nii.gz
-
-
-def test_phantoms_below_a_file_is_one_line(tmp_path):
-    (tmp_path / "afile").write_text("x")
-    line = one_line_error(rstn("phantoms", "--out", tmp_path / "afile" / "ph", "--n", "1"))
-    assert "afile" in line
 
 
 def test_evaluate_models_binary_file_is_one_line(tmp_path):
