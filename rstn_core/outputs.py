@@ -262,7 +262,7 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
                         "or --overwrite to replace it")
     if overwrite:
         for path in existing:
-            path.unlink()
+            path.unlink(missing_ok=True)  # every torchrun rank runs this
         if existing:
             log.warning("--overwrite: removed %d file(s) of the earlier run in %s", len(existing), out)
     check_writable(out)
@@ -270,14 +270,13 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
 
 # ------------------------------------------------------------------------------ staged folders
 def replace_folder_contents(staged: Path, out: Path, also_remove: Sequence[str] = ()) -> None:
-    """Move every top-level entry of ``staged`` into ``out``, replacing same-named entries whole
-    (an old ``images/`` folder goes entirely: no stale DICOM slices survive); other entries of
-    ``out`` stay, except the names in ``also_remove``. ``staged`` is removed."""
+    """Move every top-level entry of ``staged`` (a folder inside ``out``) into ``out``, replacing
+    same-named entries whole (an old ``images/`` folder goes entirely: no stale DICOM slices survive);
+    other entries of ``out`` stay, except the names in ``also_remove``. ``staged`` is removed."""
     import shutil
     import tempfile
 
-    out.mkdir(parents=True, exist_ok=True)
-    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    trash = Path(tempfile.mkdtemp(prefix=".rstn-old-", dir=out))
     try:
         for entry in sorted(staged.iterdir()):
             target = out / entry.name
@@ -285,7 +284,7 @@ def replace_folder_contents(staged: Path, out: Path, also_remove: Sequence[str] 
                 os.replace(target, trash / entry.name)
             os.replace(entry, target)
         for name in also_remove:
-            if (out / name).exists() and not (trash / name).exists() and not (staged / name).exists():
+            if (out / name).exists() and not (trash / name).exists():
                 os.replace(out / name, trash / name)
     finally:
         shutil.rmtree(trash, ignore_errors=True)
@@ -293,20 +292,23 @@ def replace_folder_contents(staged: Path, out: Path, also_remove: Sequence[str] 
 
 
 def staged_folder(out: Path, also_remove: Sequence[str] = ()):
-    """Context manager: a fresh empty folder beside ``out`` to build into; removed on failure."""
+    """Context manager: a fresh hidden folder inside ``out`` to build into, moved into ``out`` on
+    success (:func:`replace_folder_contents`); on failure it is removed, and so is ``out`` when
+    this call created it."""
     import contextlib
     import shutil
     import tempfile
 
     @contextlib.contextmanager
     def _stage():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+        created = next((p for p in [out, *out.parents][::-1] if not p.exists()), None)
+        out.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".rstn-new-", dir=out))
         try:
             yield staged
         except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
+            shutil.rmtree(created if created is not None else staged, ignore_errors=True)
             raise
-        replace_folder_contents(staged, out, also_remove)
+        replace_folder_contents(staged, out, [n for n in also_remove if not (staged / n).exists()])
 
     return _stage()

@@ -198,6 +198,13 @@ def test_phantoms_overwrite_on_a_new_grid_leaves_no_stale_slices(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ph"]  # no staging folder left
 
 
+def test_a_killed_phantom_run_does_not_block_the_next(tmp_path):
+    out = tmp_path / "ph"
+    (out / ".rstn-new-abc123" / "images").mkdir(parents=True)  # what `kill -9` leaves
+    assert rstn("phantoms", "--out", out, "--n", "1", *TINY_PHANTOMS).returncode == 0
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
 def test_a_failed_phantom_run_leaves_no_folder(tmp_path):
     line = one_line_error(rstn("phantoms", "--out", tmp_path / "ph", "--n", "1", "--shape", "16", "16", "16"))
     assert "pancreas" in line and list(tmp_path.iterdir()) == []

@@ -51,6 +51,11 @@ def check_out(out, overwrite: bool) -> None:
 
     if out.exists() and not out.is_dir():
         raise DataError(f"phantom output {out} exists and is not a folder")
+    if out.is_dir():  # staging folders of a run that was killed
+        import shutil
+
+        for stale in [*out.glob(".rstn-new-*"), *out.glob(".rstn-old-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         if (out / MARKER).is_file():
             raise DataError(f"{out} already holds a phantom dataset; pass --overwrite to replace it")
