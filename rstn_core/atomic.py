@@ -7,6 +7,7 @@ result gets the usual permissions for a new file (``0o666`` minus the umask), no
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +36,30 @@ def atomic_write(path: str | Path, write: Callable[[str], None], suffix: str = "
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        for extra in path.parent.glob(Path(tmp).name + ".*"):  # writers that add their own suffix
+            extra.unlink(missing_ok=True)
         raise
     return path
+
+
+def stale_temps(path: str | Path) -> list[Path]:
+    """Temporary files of :func:`atomic_write` for ``path`` (``.<name>.XXXXXXXX<suffix>``) left beside it
+    by a process that was killed while writing."""
+    path = Path(path)
+    pattern = re.compile(r"^\." + re.escape(path.name) + r"\.[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?$")
+    try:
+        return sorted(p for p in path.parent.iterdir() if pattern.match(p.name) and p.is_file())
+    except OSError:
+        return []
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove :func:`stale_temps` of ``path``; call it only while no other process writes ``path``."""
+    removed = []
+    for temp in stale_temps(path):
+        temp.unlink(missing_ok=True)
+        removed.append(temp)
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

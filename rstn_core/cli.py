@@ -42,6 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: BaseException) -> str:
+    """One line for an operating-system failure, naming the file and what the user can do."""
+    import errno
+
+    if isinstance(exc, MemoryError):
+        return "out of memory (the input or configuration needs more memory than this machine has)"
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    hints = {errno.ENOSPC: "no space left on the device; free some space and rerun",
+             errno.EDQUOT: "disk quota exceeded; free some space and rerun",
+             errno.EACCES: "permission denied; choose a folder you can write to",
+             errno.EPERM: "operation not permitted; choose a folder you can write to",
+             errno.EROFS: "read-only file system; choose a writable folder"}
+    reason = hints.get(exc.errno or -1, exc.strerror or str(exc) or type(exc).__name__)  # type: ignore[union-attr]
+    verb = "cannot write" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else "cannot access"  # type: ignore[union-attr]
+    return f"{verb}{where}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -50,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except RstnError as exc:
         print(f"rstn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, MemoryError) as exc:  # read-only folder, disk full, ...: one line, not a traceback
+        logging.getLogger(__name__).debug("%s", args.command, exc_info=True)
+        print(f"rstn {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rstn {args.command}: interrupted", file=sys.stderr)

@@ -29,6 +29,11 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 # fraction of the median step.
 _DUPLICATE_MM = 1e-3
 _SPACING_RTOL = 0.01
+# Slices without a SeriesInstanceUID are grouped by geometry and these attributes (never interleaved).
+_SPLIT_BY = ("StudyInstanceUID", "FrameOfReferenceUID", "SeriesNumber", "SeriesDescription", "ImageType",
+             "ConvolutionKernel", "SliceThickness", "RescaleIntercept", "RescaleSlope", "KVP")
+# A slice stack whose positions leave the slice normal by more than this angle (degrees) is tilted.
+_TILT_DEG = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,24 @@ class _SliceHeader:
     orientation: np.ndarray  # (6,) ImageOrientationPatient
     position: np.ndarray  # (3,) ImagePositionPatient, LPS mm
     pixel_spacing: np.ndarray  # (2,) (between rows, between columns) mm
+    acquisition: tuple = ()  # attributes that tell apart series without a SeriesInstanceUID
+
+    @property
+    def series_key(self) -> tuple:
+        """The series this slice belongs to: its UID, or (no UID) its geometry and acquisition attributes."""
+        if self.series_uid:
+            return (self.series_uid,)
+        geometry = (self.rows, self.columns, tuple(np.round(self.orientation, 4)),
+                    tuple(np.round(self.pixel_spacing, 4)))
+        return ("", geometry, self.acquisition)
+
+    @property
+    def series_name(self) -> str:
+        if self.series_uid:
+            return self.series_uid
+        number = dict(self.acquisition).get("SeriesNumber", "")
+        return (f"(no SeriesInstanceUID; SeriesNumber {number or '?'}, {self.rows}x{self.columns}, "
+                f"first file {self.path.name})")
 
 
 def _short(paths: list[Path], limit: int = 6) -> str:
@@ -64,7 +87,9 @@ def _read_header(path: Path) -> _SliceHeader | None:
     if modality != "CT":
         logger.debug("skipping %s: modality %s", path, modality)
         return None
+    acquisition = tuple((name, str(ds.get(name, ""))) for name in _SPLIT_BY)
     return _SliceHeader(
+        acquisition=acquisition,
         path=path,
         series_uid=str(ds.get("SeriesInstanceUID", "")),
         rows=int(ds.Rows),
@@ -76,34 +101,55 @@ def _read_header(path: Path) -> _SliceHeader | None:
 
 
 def list_series(folder: str | Path) -> dict[str, list[Path]]:
-    """SeriesInstanceUID -> files of the CT image slices found under ``folder`` (recursively)."""
+    """Series name (its SeriesInstanceUID, or a description when it has none) -> files of the CT image
+    slices found under ``folder`` (recursively)."""
     folder = Path(folder)
     series: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         header = _read_header(path)
         if header is not None:
-            series[header.series_uid].append(path)
+            series[header.series_name if header.series_uid else str(header.series_key)].append(path)
     return dict(series)
 
 
 def _choose_series(folder: Path, headers: list[_SliceHeader], series_uid: str | None) -> list[_SliceHeader]:
-    groups: dict[str, list[_SliceHeader]] = defaultdict(list)
+    groups: dict[tuple, list[_SliceHeader]] = defaultdict(list)
     for h in headers:
-        groups[h.series_uid].append(h)
+        groups[h.series_key].append(h)
     if series_uid is not None:
-        if series_uid not in groups:
-            raise DataError(f"{folder}: no CT series with SeriesInstanceUID {series_uid}; found {sorted(groups)}")
-        return groups[series_uid]
+        chosen = [h for h in headers if h.series_uid == series_uid]
+        if not chosen:
+            raise DataError(f"{folder}: no CT series with SeriesInstanceUID {series_uid}; found "
+                            f"{sorted({g[0].series_name for g in groups.values()})}")
+        return chosen
+    unnamed = [g for key, g in groups.items() if not key[0]]
+    if unnamed and len(groups) > 1:
+        logger.warning("%s: %d slice(s) have no SeriesInstanceUID; told %d series apart by geometry and "
+                       "acquisition attributes", folder, sum(len(g) for g in unnamed), len(groups))
     if len(groups) == 1:
         return next(iter(groups.values()))
-    sizes = sorted(((len(v), k) for k, v in groups.items()), reverse=True)
+    sizes = sorted(((len(v), v[0].series_name, k) for k, v in groups.items()), key=lambda t: t[0], reverse=True)
     if sizes[0][0] == sizes[1][0]:
-        listing = ", ".join(f"{uid} ({n} slices)" for n, uid in sizes)
+        listing = ", ".join(f"{name} ({n} slices)" for n, name, _ in sizes)
         raise DataError(f"{folder}: several CT series of the same size, cannot choose; pass series_uid. "
                         f"Found: {listing}")
     logger.warning("%s holds %d CT series; using the largest, %s (%d slices)", folder, len(groups),
                    sizes[0][1], sizes[0][0])
-    return groups[sizes[0][1]]
+    return groups[sizes[0][2]]
+
+
+def _check_tilt(folder: Path, ordered: list[_SliceHeader], normal: np.ndarray) -> None:
+    """Refuse a stack whose slice positions do not follow the slice normal (gantry tilt: a sheared grid)."""
+    travel = ordered[-1].position - ordered[0].position
+    length = float(np.linalg.norm(travel))
+    if length == 0:
+        return
+    angle = float(np.degrees(np.arccos(min(1.0, abs(float(travel @ normal)) / length))))
+    if angle > _TILT_DEG:
+        raise DataError(f"{folder}: the slices are stacked at {angle:.1f} degrees from their normal (gantry tilt): "
+                        "the volume is sheared and cannot be read as a regular grid; resample the series to "
+                        "an untilted grid first (e.g. 3D Slicer's DICOM import with 'Acquisition geometry "
+                        "regularization')")
 
 
 def _order_and_check(folder: Path, headers: list[_SliceHeader]) -> tuple[list[_SliceHeader], float, np.ndarray]:
@@ -149,6 +195,7 @@ def _order_and_check(folder: Path, headers: list[_SliceHeader]) -> tuple[list[_S
             details.append(f"{kind} between {ordered[i].path.name} ({d[i]:.3f} mm) and "
                            f"{ordered[i + 1].path.name} ({d[i + 1]:.3f} mm), step {steps[i]:.3f} mm")
         raise DataError(f"{folder}: slices are not evenly spaced (usual step {step:.3f} mm): " + "; ".join(details))
+    _check_tilt(folder, ordered, normal)
     return ordered, step, normal
 
 
@@ -172,6 +219,10 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> tupl
     headers = _choose_series(folder, headers, series_uid)
     ordered, step, normal = _order_and_check(folder, headers)
     first = ordered[0]
+    from rstn_core.limits import check_voxels
+
+    check_voxels((first.columns, first.rows, len(ordered)), str(folder),
+                 hint="; set RSTN_MAX_VOXELS to allow larger images")
     volume = np.empty((first.columns, first.rows, len(ordered)), dtype=np.float32)
     for k, h in enumerate(ordered):
         try:
@@ -194,7 +245,7 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> tupl
     else:
         affine_lps[:3, 2] = normal * step
     affine_lps[:3, 3] = first.position
-    logger.info("read DICOM series %s: %d slices of %dx%d from %s", first.series_uid, len(ordered),
+    logger.info("read DICOM series %s: %d slices of %dx%d from %s", first.series_name, len(ordered),
                 first.rows, first.columns, folder)
     return volume, LPS_TO_RAS @ affine_lps
 

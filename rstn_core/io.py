@@ -69,6 +69,23 @@ def to_input_frame(array_canonical: np.ndarray, orientation: Orientation) -> np.
 # --- reading ------------------------------------------------------------------------------------
 
 
+def check_nifti_size(path: Path, img) -> None:
+    """Refuse a NIfTI file from its header alone: a grid above :func:`rstn_core.limits.max_voxels`, or
+    declared voxel data that the file cannot hold (truncated or forged)."""
+    from rstn_core.limits import GZIP_MAX_RATIO, check_voxels
+
+    n = check_voxels(img.shape, str(path), hint="; set RSTN_MAX_VOXELS to allow larger images")
+    declared = n * img.header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    if str(path).lower().endswith(".gz"):
+        if declared > size * GZIP_MAX_RATIO:
+            raise DataError(f"{path}: the header declares {tuple(img.shape)} voxels ({declared:,} bytes) but the "
+                            f"compressed file has {size:,} bytes, which cannot hold them: truncated or forged")
+    elif declared + int(img.header.get("vox_offset", 352)) > size:
+        raise DataError(f"{path}: the header declares {tuple(img.shape)} voxels ({declared:,} bytes) but the "
+                        f"file has {size:,} bytes: truncated")
+
+
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Raw (data float32 with NIfTI scaling applied, affine) of a NIfTI file, squeezed to 3D."""
     if not path.is_file():
@@ -81,6 +98,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if len(shape) != 3:
             raise DataError(f"{path}: expected a 3D image, got shape {img.shape}"
                             + (" (4D: one volume expected)" if len(img.shape) == 4 else ""))
+        check_nifti_size(path, img)
         data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(shape)
         affine = np.asarray(img.affine, dtype=np.float64)
     except DataError:

@@ -115,7 +115,7 @@ def test_a_folder_of_cases_is_predicted_and_reruns_skip_finished(tmp_path, tiny_
     out = tmp_path / "pred"
     args = parse("-i", tmp_path / "cases", "-o", out, "--model", tiny_bundle, "--max-rounds", "1")
     assert predict.run(args) == 0
-    done = sorted(p.name for p in out.iterdir())
+    done = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # records are hidden
     assert done == ["case0.nii.gz", "case1.nii.gz"]
     stamp = (out / "case0.nii.gz").stat().st_mtime_ns
     capsys.readouterr()

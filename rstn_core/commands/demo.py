@@ -54,18 +54,16 @@ def _iterations(text: str | None, method: str) -> dict[str, int] | None:
 def run(args: argparse.Namespace) -> int:
     from rstn_core.atomic import atomic_write_text
     from rstn_core.data.phantom import write_phantom_dataset
-    from rstn_core.errors import RstnError
     from rstn_core.models.bundle import load_bundle, save_bundle
     from rstn_core.training.run import resolve_plan, train_dataset
 
     work, out = Path(args.work), Path(args.out)
     phantoms = work / "phantoms"
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    check_demo_args(args, methods)  # before anything is written
     if not (phantoms / "manifest.csv").is_file():
         write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists(), appearance=args.appearance)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for method in methods:
-        if method not in ("rstn", "c2f"):
-            raise RstnError(f"--methods: unknown method {method!r}; expected rstn or c2f")
         plan = resolve_plan("cpu-small", method, iterations=_iterations(args.iterations, method),
                             augment=args.augment == "synthseg")
         run_dir = work / method
@@ -90,6 +88,23 @@ def run(args: argparse.Namespace) -> int:
         record[method] = {"phantom_seed": args.seed, "phantom_n": args.n, "command": "rstn demo-train " + _argv(args)}
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return 0
+
+
+def check_demo_args(args: argparse.Namespace, methods: list[str]) -> None:
+    from rstn_core.commands.common import resolve_device
+    from rstn_core.errors import RstnError
+
+    if args.n < 4:
+        raise RstnError(f"--n must be at least 4 (4 folds; fold 0 is held out for testing), got {args.n}")
+    if not methods or any(m not in ("rstn", "c2f") for m in methods):
+        raise RstnError(f"--methods: expected rstn and/or c2f, got {args.methods!r}")
+    for method in methods:
+        try:
+            _iterations(args.iterations, method)
+        except ValueError:
+            raise RstnError(f"--iterations must look like S=500,I=250,J=250, got {args.iterations!r}") from None
+    if args.device != "cpu":
+        resolve_device(args.device)
 
 
 def _argv(args: argparse.Namespace) -> str:

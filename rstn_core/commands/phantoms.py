@@ -33,15 +33,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", action="store_true", help="also write axial/coronal PNGs to OUT/preview/")
 
 
+def check_grid(shape, spacing) -> None:
+    """Refuse a phantom grid above :data:`rstn_core.limits.MAX_PHANTOM_VOXELS` before generating it."""
+    from rstn_core.data.phantom import DEFAULT_FOV_MM
+    from rstn_core.errors import RstnError
+    from rstn_core.limits import MAX_PHANTOM_VOXELS, check_voxels
+
+    if any(not (s > 0) or s != s or s == float("inf") for s in spacing):
+        raise RstnError(f"--spacing must be three positive finite mm values, got {list(spacing)}")
+    if shape is None:
+        shape = [round(f / s) for f, s in zip(DEFAULT_FOV_MM, spacing)]
+        what = f"--spacing {' '.join(f'{s:g}' for s in spacing)} (default field of view {DEFAULT_FOV_MM} mm)"
+    else:
+        what = f"--shape {' '.join(map(str, shape))}"
+    check_voxels(shape, what, MAX_PHANTOM_VOXELS, hint="; use a larger --spacing or a smaller --shape")
+
+
+def check_out(out, overwrite: bool) -> None:
+    from rstn_core.data.phantom import MARKER
+    from rstn_core.errors import DataError
+
+    if out.exists() and not out.is_dir():
+        raise DataError(f"phantom output {out} exists and is not a folder")
+    if out.is_dir():  # staging folders of a run that was killed
+        import shutil
+
+        for stale in [*out.glob(".rstn-new-*"), *out.glob(".rstn-old-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        if (out / MARKER).is_file():
+            raise DataError(f"{out} already holds a phantom dataset; pass --overwrite to replace it")
+        raise DataError(f"refusing to write phantoms into non-empty folder {out} that is not a phantom "
+                        "dataset (no phantom.json); choose an empty folder or pass --overwrite")
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
     from rstn_core.data.phantom import write_phantom_dataset
     from rstn_core.errors import RstnError
+    from rstn_core.outputs import check_writable, staged_folder
 
     if args.n < 1:
         raise RstnError(f"--n must be >= 1, got {args.n}")
+    check_grid(args.shape, args.spacing)
+    out = Path(args.out)
+    check_out(out, args.overwrite)
+    check_writable(out)
     try:
         from tqdm import tqdm
 
@@ -49,12 +88,18 @@ def run(args: argparse.Namespace) -> int:
             return tqdm(it, desc="phantoms", unit="case")
     except ImportError:  # tqdm is optional
         progress = None
-    rows = write_phantom_dataset(args.out, args.n, args.seed, fmt=args.format, spacing=tuple(args.spacing),
-                                 shape=tuple(args.shape) if args.shape else None, overwrite=args.overwrite,
-                                 progress=progress, appearance=args.appearance)
-    if args.preview:
-        from rstn_core.data.phantom_preview import write_previews
+    # built in a fresh folder beside --out, then moved in: a failed run leaves nothing, and
+    # --overwrite replaces images/ and labels/ whole (no stale slices of an earlier grid)
+    from rstn_core.data.phantom import MARKER
 
-        write_previews(Path(args.out), rows)
+    old_dataset = ("preview",) if (out / MARKER).is_file() else ()
+    with staged_folder(out, old_dataset) as staged:
+        rows = write_phantom_dataset(staged, args.n, args.seed, fmt=args.format, spacing=tuple(args.spacing),
+                                     shape=tuple(args.shape) if args.shape else None, overwrite=False,
+                                     progress=progress, appearance=args.appearance)
+        if args.preview:
+            from rstn_core.data.phantom_preview import write_previews
+
+            write_previews(staged, rows)
     logging.getLogger(__name__).info("wrote %d phantoms to %s", len(rows), args.out)
     return 0

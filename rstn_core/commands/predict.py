@@ -94,13 +94,9 @@ def check_organ(bundle: Any, requested: list[str], path: Path) -> None:
 
 
 def resolve_device(name: str) -> str:
-    import torch
+    from rstn_core.commands.common import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RstnError(f"--device {name}: CUDA is not available on this machine")
-    return name
+    return resolve(name)
 
 
 def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
@@ -166,28 +162,10 @@ def strip_nifti(name: str) -> str:
 
 
 def find_cases(root: Path) -> tuple[list[tuple[str, Path]], bool]:
-    """-> ([(case_id, image path)], is_batch). A file or a DICOM folder is one case; a folder of
-    NIfTI files, of DICOM folders, or a known dataset layout is a batch."""
-    if not root.exists():
-        raise DataError(f"input {root} does not exist")
-    if root.is_file():
-        return [(strip_nifti(root.name), root)], False
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    niftis = [p for p in entries if p.is_file() and is_nifti(p)]
-    if niftis:
-        return [(strip_nifti(p.name), p) for p in niftis], True
-    if any(p.is_file() for p in entries):
-        return [(root.name, root)], False  # a DICOM series
-    try:
-        from rstn_core.data.layouts import discover_dataset
+    """-> ([(case_id, image path)], is_batch); see :func:`rstn_core.data.layouts.find_cases`."""
+    from rstn_core.data.layouts import find_cases as find
 
-        dataset = discover_dataset(root)
-        return [(c.case_id, Path(c.image)) for c in dataset.cases], True
-    except DataError:
-        subdirs = [p for p in entries if p.is_dir()]
-        if not subdirs:
-            raise DataError(f"input folder {root} holds no NIfTI file, DICOM series or case folder") from None
-        return [(p.name, p) for p in subdirs], True
+    return find(root)
 
 
 def prob_path(mask_path: Path) -> Path:
@@ -292,40 +270,100 @@ def shard(items: list, env: dict[str, str] | None = None) -> list:
     return items[rank::world]
 
 
+def planned_outputs(output: Path, organs: list[Organ] | None = None, save_prob: bool = True) -> list[Path]:
+    """Every file the case writing ``output`` may write (mask first); without ``organs``: one organ."""
+    paths = [output]
+    if organs is None or len(organs) == 1:
+        return paths + ([prob_path(output)] if save_prob else [])
+    paths.append(output.with_name(strip_nifti(output.name) + ".labels.json"))
+    if save_prob:
+        paths += [output.with_name(f"{strip_nifti(output.name)}_{o.name}_prob.nii.gz") for o in organs]
+    return paths
+
+
+def _produce(organs: list[Organ], image: Path, mask: Path, args: argparse.Namespace, case_id: str,
+             wait: bool = False) -> str | dict[str, Any]:
+    """One case under the claim/completion-record protocol of :mod:`rstn_core.outputs`."""
+    from rstn_core.outputs import produce_case
+
+    candidates = planned_outputs(mask, organs, args.save_prob)
+
+    def produce():
+        s = predict_case(organs, image, mask, args.label, args.save_prob, True, not args.no_progress,
+                         case_id=case_id)
+        return [p for p in candidates if p.exists()], s
+
+    return produce_case(mask, candidates, produce, args.overwrite, wait=wait)
+
+
 def run(args: argparse.Namespace) -> int:
+    from rstn_core import outputs
+
     cases, batch = find_cases(args.input)
+    if batch and args.label is not None and len(cases) == 1:
+        batch = False  # one case found in a nested folder: --label applies to it
     if batch and args.label is not None:
-        raise RstnError("--label applies to one CT; for a folder of cases use `rstn evaluate`")
+        raise RstnError(f"--label applies to one CT but {args.input} holds {len(cases)} cases; "
+                        "for a folder of cases use `rstn evaluate`")
     if args.method == "oracle" and args.label is None:
         raise RstnError("--method oracle crops from the ground truth: pass --label")
     if not batch:
         output = args.output if is_nifti(args.output) else args.output / f"{cases[0][0]}.nii.gz"
-        if output.exists() and not args.overwrite:
-            raise DataError(f"output {output} already exists; pass --overwrite to replace it")
+        inputs = outputs.input_files(cases[0][1]) + ([args.label] if args.label else [])
+        outputs.check_not_inputs(planned_outputs(output), inputs)
+        outputs.check_not_inside(planned_outputs(output), [cases[0][1]] if cases[0][1].is_dir() else [])
+        if outputs.case_state(output) in ("finished", "foreign"):
+            outputs.refuse_existing([output], args.overwrite)
         organs = build_organs(args, resolve_device(args.device))
-        s = predict_case(organs, cases[0][1], output, args.label, args.save_prob, args.overwrite,
-                         not args.no_progress, case_id=cases[0][0])
+        s = _produce(organs, cases[0][1], output, args, cases[0][0])
+        if s == "busy":
+            raise DataError(f"output {output} is being written by another rstn predict run "
+                            f"(pid {outputs.Claim(output).holder()})")
+        if s == "finished":
+            raise DataError(f"output {output} already exists; {outputs.OVERWRITE_HINT}")
         print(summary_line(s))
         return 0
+    return _run_batch(args, cases)
+
+
+def _run_batch(args: argparse.Namespace, cases: list[tuple[str, Path]]) -> int:
+    from rstn_core import outputs
+
     if is_nifti(args.output):
         raise RstnError(f"input {args.input} holds several cases: -o must be a folder, got {args.output}")
-    mine = shard(cases)
-    todo = [(cid, img) for cid, img in mine if args.overwrite or not (args.output / f"{cid}.nii.gz").exists()]
+    mine = [(cid, img, args.output / f"{cid}.nii.gz") for cid, img in shard(cases)]
+    inputs = [f for _, img, _ in mine for f in outputs.input_files(img)]
+    outputs.check_not_inputs([p for *_, mask in mine for p in planned_outputs(mask)], inputs)
+    outputs.check_not_inside([args.output / "x.nii.gz"], [img for _, img, _ in mine if img.is_dir()])
+    states = {cid: outputs.case_state(mask) for cid, _, mask in mine}
+    if not args.overwrite:
+        outputs.refuse_existing([mask for cid, _, mask in mine if states[cid] == "foreign"], False,
+                                hint="it was not written by a finished `rstn predict` run (no completion "
+                                     "record); " + outputs.OVERWRITE_HINT)
+    todo = [c for c in mine if args.overwrite or states[c[0]] != "finished"]
     if len(todo) < len(mine):
         log.info("skipping %d finished case(s) in %s", len(mine) - len(todo), args.output)
     if not todo:
         print(f"all {len(mine)} case(s) already predicted in {args.output}")
         return 0
     organs = build_organs(args, resolve_device(args.device))
-    failed = []
-    for cid, image in todo:
-        try:
-            s = predict_case(organs, image, args.output / f"{cid}.nii.gz", None, args.save_prob, args.overwrite,
-                             not args.no_progress, case_id=cid)
-            print(summary_line(s))
-        except DataError as exc:  # one bad case must not stop the batch
-            log.error("%s: %s", cid, exc)
-            failed.append(cid)
+    failed, busy = [], []
+    for wait, queue in ((False, todo), (True, None)):
+        for cid, image, mask in (queue if queue is not None else busy):
+            try:
+                s = _produce(organs, image, mask, args, cid, wait=wait)
+            except DataError as exc:  # one bad case must not stop the batch
+                log.error("%s: %s", cid, exc)
+                failed.append(cid)
+                continue
+            if s == "busy":
+                log.info("%s: being predicted by another run (pid %s); coming back to it", cid,
+                         outputs.Claim(mask).holder())
+                busy.append((cid, image, mask))
+            elif s == "finished":
+                log.info("%s: finished by another run", cid)
+            else:
+                print(summary_line(s))
     if failed:
         raise DataError(f"{len(failed)} of {len(todo)} case(s) failed: {failed}")
     return 0

@@ -67,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spacing", type=float, nargs=3, metavar=("R", "A", "S"), default=None,
                         help="training grid in mm (default: the recipe's; cpu-small 3 3 3, paper and tiny native)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available for --recipe paper, else cpu)")
     parser.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
@@ -108,9 +109,11 @@ def recipe_defaults(recipe: str, view: str | None, device: str | None) -> tuple[
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from rstn_core.commands.common import check_train_args
     from rstn_core.training.recipes import with_iterations
     from rstn_core.training.run import resolve_plan, train_dataset
 
+    check_train_args(args)  # folds, device, and the run folder: refused unless --overwrite or --resume
     try:
         stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
         plan = resolve_plan(args.recipe, args.method, preset=args.preset, seed=args.seed, stages=stages,

@@ -208,3 +208,50 @@ def discover_dataset(root: str | Path) -> Dataset:
         return _from_generic(root)
     raise DataError(f"{root}: no CT dataset found; expected manifest.csv/manifest.json, MSD imagesTr/labelsTr, "
                     "NIH PANCREAS_xxxx DICOM folders with labelxxxx.nii.gz, or images/ + labels/")
+
+
+def _strip_case(name: str) -> str:
+    return _strip_nifti(name)
+
+
+def _leaf_folders(root: Path) -> set[Path]:
+    return {p.parent for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+def find_cases(root: str | Path) -> tuple[list[tuple[str, Path]], bool]:
+    """What ``rstn predict -i root`` segments: ``([(case_id, image path)], is_batch)``.
+
+    * a NIfTI file, or a folder holding DICOM files directly, is one case;
+    * a dataset folder (manifest, MSD, NIH root, generic ``images/``; e.g. one written by
+      ``rstn phantoms``) is a batch of its images;
+    * a folder of NIfTI files is a batch of them;
+    * a folder whose files all sit in one folder two or more levels down (TCIA's
+      ``PANCREAS_0001/<study>/<series>/``) is one case named after ``root``;
+    * otherwise every sub-folder is a case.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"input {root} does not exist")
+    if root.is_file():
+        return [(_strip_case(root.name), root)], False
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    if any((root / m).is_file() for m in ("manifest.csv", "manifest.json")) or (root / "imagesTr").is_dir():
+        dataset = discover_dataset(root)
+        return [(c.case_id, Path(c.image)) for c in dataset.cases], True
+    niftis = [p for p in entries if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz"))]
+    if niftis:
+        return [(_strip_case(p.name), p) for p in niftis], True
+    if any(p.is_file() for p in entries):
+        return [(root.name, root)], False  # a DICOM series
+    try:
+        dataset = discover_dataset(root)
+        return [(c.case_id, Path(c.image)) for c in dataset.cases], True
+    except DataError:
+        pass
+    subdirs = [p for p in entries if p.is_dir()]
+    if not subdirs:
+        raise DataError(f"input folder {root} holds no NIfTI file, DICOM series or case folder")
+    leaves = _leaf_folders(root)
+    if len(leaves) == 1 and len(next(iter(leaves)).relative_to(root).parts) >= 2:
+        return [(root.name, root)], False  # one series nested as <study>/<series>/
+    return [(p.name, p) for p in subdirs], True

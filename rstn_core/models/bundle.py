@@ -14,6 +14,8 @@ A bundle may hold a subset of the views (e.g. only axial); ``views`` records whi
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,12 @@ BUNDLE_VERSION = 1
 BUNDLE_SUFFIX = ".rstn"
 
 _PLAIN = (str, int, float, bool, type(None))
+
+# Sane ranges for configurations read from a bundle (a crafted bundle must not make inference
+# allocate without bound): name -> (low, high), inclusive.
+MODEL_RANGES = {"input_upsample": (1, 8), "coarse_input_upsample": (1, 8), "input_downsample": (1, 16)}
+SPACING_RANGE_MM = (0.1, 20.0)
+HU_RANGE = (-5000.0, 50000.0)
 
 
 @dataclass
@@ -72,7 +80,27 @@ def check_plain(value: Any, where: str = "meta") -> None:
 
 def atomic_torch_save(payload: dict[str, Any], path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace`` (never a torn file)."""
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    def write(tmp: str) -> None:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a full disk as "unexpected pos ..."
+            import errno
+            import os
+
+            raise OSError(errno.ENOSPC if _disk_full(tmp) else errno.EIO,
+                          os.strerror(errno.ENOSPC) if _disk_full(tmp) else f"torch.save failed: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", str(path)) from exc
+
+    return atomic_write(path, write)
+
+
+def _disk_full(path: str, margin: int = 1 << 20) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(Path(path).parent).free < margin
+    except OSError:
+        return False
 
 
 def safe_torch_load(path: str | Path, kind: str, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -83,11 +111,41 @@ def safe_torch_load(path: str | Path, kind: str, device: str | torch.device = "c
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling refused or damaged file
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a valid {kind} (refused by safe loading: {first_line})") from exc
+        raise CheckpointError(f"{path}: not a valid {kind} (refused by safe loading: {refusal_reason(exc)})") from exc
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path}: not a {kind} (top level is {type(payload).__name__}, expected a dict)")
     return payload
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """torch's reason for refusing a file, without its hints that invite unsafe loading
+    (``weights_only=False``, ``add_safe_globals``)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]*)", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = found.group(1) if found else (lines[0] if lines else type(exc).__name__)
+    reason = re.split(r"\.\s+(?:Please use|Check the|To load|This file can still)", reason)[0].strip()
+    if re.search(r"weights_only|Re-running torch\.load|safe_globals|trust", reason, re.IGNORECASE):
+        reason = "the file holds objects other than tensors and plain values"
+    return reason.rstrip(".") or type(exc).__name__
+
+
+def check_ranges(model_config: ModelConfig, data_config: DataConfig, path: str | Path) -> None:
+    """Refuse a bundle whose configuration is outside :data:`MODEL_RANGES` / spacing / HU ranges."""
+    for name, (low, high) in MODEL_RANGES.items():
+        value = getattr(model_config, name)
+        if value is not None and not low <= value <= high:
+            raise CheckpointError(f"{path}: model_config.{name} = {value} is outside the supported range "
+                                  f"{low}..{high}")
+    if data_config.spacing is not None and not all(
+            math.isfinite(s) and SPACING_RANGE_MM[0] <= s <= SPACING_RANGE_MM[1] for s in data_config.spacing):
+        raise CheckpointError(f"{path}: data_config.spacing = {data_config.spacing} mm is outside "
+                              f"{SPACING_RANGE_MM[0]}..{SPACING_RANGE_MM[1]} mm")
+    for name in ("hu_min", "hu_max"):
+        value = float(getattr(data_config, name))
+        if not (math.isfinite(value) and HU_RANGE[0] <= value <= HU_RANGE[1]):
+            raise CheckpointError(f"{path}: data_config.{name} = {value} is outside "
+                                  f"{HU_RANGE[0]:g}..{HU_RANGE[1]:g} HU")
 
 
 def check_format(payload: dict[str, Any], path: str | Path, fmt: str, version: int, kind: str) -> None:
@@ -143,6 +201,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBu
         views = [View.parse(v) for v in payload["views"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid bundle configuration: {exc}") from exc
+    check_ranges(model_config, data_config, path)
     if not views:
         raise CheckpointError(f"{path}: the bundle holds no view")
     states = payload.get("state_dicts") or {}

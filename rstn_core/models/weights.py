@@ -35,7 +35,9 @@ def read_vgg16_state_dict(path_or_url: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a plain state dict"
-        raise CheckpointError(f"{path}: not a plain VGG16 state dict ({exc})") from exc
+        from rstn_core.models.bundle import refusal_reason
+
+        raise CheckpointError(f"{path}: not a plain VGG16 state dict ({refusal_reason(exc)})") from exc
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: expected a state dict (mapping), got {type(state).__name__}")
     return dict(state)

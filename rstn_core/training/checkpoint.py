@@ -94,6 +94,9 @@ def save_checkpoint(path: str | Path, *, method: str, view: str, configs: dict[s
         "scaler": scaler_state,
         "rng": capture_rng(generator),
     }
+    from rstn_core.atomic import remove_stale_temps
+
+    remove_stale_temps(path)  # 0-byte temporaries of a run that was killed while saving
     return atomic_torch_save(payload, path)
 
 
