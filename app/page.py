@@ -89,7 +89,8 @@ class App(pn.viewable.Viewer):
         if self._started:
             return
         self._started = True
-        self.state.param.trigger("load_demo")
+        with pn.io.hold():  # one batch of document events for the case, its info and the navigation
+            self.state.param.trigger("load_demo")
         if self._autostart and self.state.case is not None:
             self.state.param.trigger("coarse")
 

@@ -96,7 +96,7 @@ class SliceViewer(pn.viewable.Viewer):
             title += f" · round {rounds[min(round_index, len(rounds) - 1)].round}"
         xlabel, ylabel = display.axis_labels(s.view)
         return image(hu, geom, "HU").opts(cmap="gray", tools=["hover"], title=title, colorbar=False,
-                                          toolbar="above", xlabel=xlabel, ylabel=ylabel, **frame_size(geom, FRAME))
+                                          toolbar="right", xlabel=xlabel, ylabel=ylabel, **frame_size(geom, FRAME))
 
     def _truth(self, slice_index, round_index, rounds, outline, errors, show_truth, show_prediction,
                show_boxes) -> hv.Image:

@@ -89,7 +89,7 @@ def explain_empty(rounds: Sequence[Any], trained_on: str | None = None,
         return None
     last = rounds[-1]
     model = f"This model was trained on {trained_on}" if trained_on else "Nothing is recorded about the training data"
-    labels = f" (target label(s) {list(target_labels)})" if target_labels else ""
+    labels = f", to find label {'/'.join(str(t) for t in target_labels)}" if target_labels else ""
     if last.round == 0:
         what = ("The coarse stage found no voxel of the organ anywhere in this CT, so there is no box to "
                 "zoom into and the fine stage cannot run.")
