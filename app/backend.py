@@ -196,7 +196,7 @@ def choices_from_engines(engines: Mapping[str, Any]) -> list[ModelChoice]:
     choices = []
     for method, value in engines.items():
         loader = (lambda v=value: v) if hasattr(value, "start") else value
-        label = f"{method.upper()} ({type(value).__name__})"
+        label = f"{method.upper()} ({'factory' if loader is value else type(value).__name__})"
         choices.append(ModelChoice(f"given:{method}:{id(value)}", label, "c2f" if method == "c2f" else "rstn",
                                    True, loader, "given to App"))
     return choices

@@ -40,12 +40,16 @@ When two successive masks agree (inter-round DSC ≥ the threshold) the run stop
 3. Open **Saliency** to see what the fine network saw, **Compare** to run the stage-wise baseline (C2F).
 """
 
-_LOCK = threading.Lock()
+_LOCKS_GUARD = threading.Lock()
+_LOCKS: dict[str, threading.Lock] = {}
 
 
 def shared(key: str, build: Callable[[], Any]) -> Any:
-    """``pn.state.as_cached`` under a lock: built once per server process, shared by all sessions."""
-    with _LOCK:
+    """``pn.state.as_cached`` under a per-key lock: built once per server process, shared by all sessions
+    (a second session asking for the same key waits for the first; other keys are not held up)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
         return pn.state.as_cached(key, build)
 
 
@@ -54,7 +58,8 @@ def _engine_choices(engines: Mapping[str, Any] | Callable[[str], Any] | None, ro
     if engines is None:
         return backend.model_choices(root, device)
     if callable(engines) and not isinstance(engines, Mapping):
-        engines = {m: (lambda m=m: engines(m)) for m in ("rstn", "c2f")}
+        factory = engines
+        engines = {m: (lambda m=m: factory(m)) for m in ("rstn", "c2f")}
     return backend.choices_from_engines(engines)
 
 
@@ -75,7 +80,7 @@ class App(pn.viewable.Viewer):
                  **params: Any) -> None:
         root = Path(data_root or backend.data_root()).resolve()
         given = engines is not None
-        provider = backend.get_engine if not given else _private_engines()
+        provider = _shared_engines if not given else _private_engines()
         super().__init__(state=SessionState(
             choices=_engine_choices(engines, root, device), engine_provider=provider,
             case_provider=(lambda: case) if case is not None else backend.demo_case,
@@ -134,6 +139,11 @@ class App(pn.viewable.Viewer):
         else:
             self.start()  # a notebook or a test: load now
         return self._page
+
+
+def _shared_engines(choice: backend.ModelChoice) -> backend.EngineHandle:
+    """The default engines: built once per server process (``pn.state.as_cached``), shared by all sessions."""
+    return shared(f"rstn-engine:{choice.key}", lambda: backend.get_engine(choice))
 
 
 def _private_engines() -> Callable[[backend.ModelChoice], backend.EngineHandle]:

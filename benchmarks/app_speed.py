@@ -202,11 +202,13 @@ def _summary(out: dict) -> list[str]:
     b = out.get("browser")
     if b:
         s = b["new_slice_s"]
+        views = ", ".join(f"{v * 1000:.0f}" for v in b["view_switch_s"])
+        during = ", ".join(f"{v * 1000:.0f}" for v in b["new_slice_during_other_step_s"])
         lines += [f"browser: first session (cold cache) {b['warmup_first_session_s']:.2f} s; new session: canvas "
                   f"{b['first_canvas_s']:.2f} s, CT + round 0 {b['first_ct_round0_s']:.2f} s",
                   f"slice key->pixels median {med(s) * 1000:.0f} ms (max {max(s) * 1000:.0f}); burst of 5: "
-                  f"{b['burst_of_5_lost']} lost; view switch {', '.join(f'{v * 1000:.0f}' for v in b['view_switch_s'])} ms;"
-                  f" slice during another session's Step {', '.join(f'{v * 1000:.0f}' for v in b['new_slice_during_other_step_s'])} ms"]
+                  f"{b['burst_of_5_lost']} lost; view switch {views} ms; "
+                  f"slice during another session's Step {during} ms"]
         c = b.get("classroom")
         if c:
             lines.append(f"classroom {c['sessions']} sessions: round 0 on screen median {med(c['ready_s']):.1f} s, "

@@ -151,3 +151,18 @@ def test_main_only_composes_the_app():
 
 def test_views_accept_a_view_enum():
     assert display.axis_labels(View.CORONAL)[0].startswith("patient's right")
+
+
+def test_engines_may_be_a_factory_of_the_method():
+    made = []
+
+    def factory(method):
+        made.append(method)
+        return make_engine(method)
+
+    app = App(engines=factory, case=small_case())
+    app.__panel__()
+    s = app.state
+    assert s.error == "" and len(s.rounds) == 1 and made == ["rstn"]  # the baseline is built when needed
+    s.param.trigger("compare")
+    assert made == ["rstn", "c2f"] and s.compare_rounds[-1].stopped
