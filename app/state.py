@@ -24,34 +24,12 @@ from rstn_core.inference import summary
 from rstn_core.types import Case, View
 
 from . import backend, display
+from .settings import DisplaySettings
+from .tables import status_line
 
 log = logging.getLogger(__name__)
 
 VIEW_NAMES = [v.value for v in View]
-
-
-class DisplaySettings(param.Parameterized):
-    """How slices are drawn (no effect on the engine)."""
-
-    window = param.Selector(default="abdomen (W350 L40)", objects=[*display.WINDOW_PRESETS, "custom"])
-    level = param.Number(default=40.0, bounds=(-1500, 3000), doc="custom window centre (HU)")
-    width = param.Number(default=350.0, bounds=(1, 5000), doc="custom window width (HU)")
-    opacity = param.Number(default=0.6, bounds=(0.0, 1.0))
-    outline = param.Boolean(default=False, doc="contours instead of filled masks")
-    errors = param.Boolean(default=True, doc="colour prediction as TP / FP / FN against the truth")
-    show_truth = param.Boolean(default=True)
-    show_prediction = param.Boolean(default=True)
-    show_boxes = param.Boolean(default=True)
-    saliency_span = param.Number(default=0.1, bounds=(0.005, 2.0),
-                                 doc="fixed colour scale of g(P): 1 ± span (the same in every view and slice)")
-    saliency_mode = param.Selector(default="difference X⊙g(P) − X", objects=["difference X⊙g(P) − X",
-                                                                             "transformed X⊙g(P)"])
-    difference_span = param.Number(default=0.05, bounds=(0.001, 1.0),
-                                   doc="fixed colour scale of the difference X⊙g(P) − X: ± span")
-
-    @param.depends("window", "level", "width")
-    def clim(self) -> tuple[float, float]:
-        return display.preset_clim(self.window, (self.level, self.width))
 
 
 class SessionState(param.Parameterized):
@@ -285,21 +263,7 @@ class SessionState(param.Parameterized):
     def _append(self, state: Any) -> None:
         # one batched update: every view re-renders once per round
         self.param.update(rounds=[*self.rounds, state], round_index=len(self.rounds),
-                          status=self._round_status(state, self.rounds[-1] if self.rounds else None))
-
-    @staticmethod
-    def _round_status(state: Any, previous: Any = None) -> str:
-        row = summary.round_rows([r for r in (previous, state) if r is not None])[-1]
-        parts = [f"round {row.round}", f"{row.seconds:.2f} s", f"{row.voxels} voxels"]
-        if row.both_empty:
-            parts.append("inter-round DSC – (both masks empty)")
-        elif row.inter_round_dsc is not None:
-            parts.append(f"inter-round DSC {row.inter_round_dsc:.4f}")
-        if row.dsc_vs_truth is not None:
-            parts.append(f"DSC vs truth {summary.format_dsc(row.dsc_vs_truth, row.dsc_grid)}")
-        if row.stopped:
-            parts.append(f"stopped: {row.stopped}")
-        return " · ".join(parts)
+                          status=status_line(state, self.rounds[-1] if self.rounds else None))
 
     async def _round0(self, key: str | None = None) -> Any:
         """Round 0 of the current case; for the shared demo case computed once per process and model."""
@@ -314,7 +278,7 @@ class SessionState(param.Parameterized):
         self.status = "coarse stage running…"
         state = await self._round0()
         self._saliency_cache.clear()
-        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=self._round_status(state))
+        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=status_line(state))
 
     async def _one_step(self) -> None:
         if not self.rounds:
@@ -353,7 +317,7 @@ class SessionState(param.Parameterized):
     def _store(self, rounds_attr: str, states: list, label: str) -> None:
         previous = states[-2] if len(states) > 1 else None
         updates: dict[str, Any] = {rounds_attr: list(states),
-                                   "status": f"{label}: {self._round_status(states[-1], previous)}"}
+                                   "status": f"{label}: {status_line(states[-1], previous)}"}
         if rounds_attr == "rounds":
             updates["round_index"] = len(states) - 1
         self.param.update(**updates)

@@ -24,3 +24,18 @@ def rounds_table_html(rounds: Sequence[Any], test_id: str = "rounds-table", titl
     caption = f"<caption>{html.escape(title)}</caption>" if title else ""
     return (f"<table class='rounds' data-testid='{test_id}'>{caption}<thead>{HEAD}</thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def status_line(state: Any, previous: Any = None) -> str:
+    """One line for the status bar: the round's numbers (two empty masks: no inter-round DSC)."""
+    row = round_rows([r for r in (previous, state) if r is not None])[-1]
+    parts = [f"round {row.round}", f"{row.seconds:.2f} s", f"{row.voxels} voxels"]
+    if row.both_empty:
+        parts.append("inter-round DSC – (both masks empty)")
+    elif row.inter_round_dsc is not None:
+        parts.append(f"inter-round DSC {row.inter_round_dsc:.4f}")
+    if row.dsc_vs_truth is not None:
+        parts.append(f"DSC vs truth {format_dsc(row.dsc_vs_truth, row.dsc_grid)}")
+    if row.stopped:
+        parts.append(f"stopped: {row.stopped}")
+    return " · ".join(parts)

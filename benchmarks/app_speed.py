@@ -81,12 +81,21 @@ def _slice_of(page) -> int:
     return int(re.search(r"slice (\d+)", page.get_by_test_id("nav-info").inner_text()).group(1))
 
 
+def _shot(page) -> bytes:
+    """The slice plot's pixels (retried while a replaced plot is being swapped in the page)."""
+    for _ in range(50):
+        try:
+            return page.locator(".slice-viewer canvas").first.screenshot(timeout=10_000)
+        except Exception:  # noqa: BLE001 - detached during a swap: take it again
+            time.sleep(0.1)
+    raise RuntimeError("the slice plot never settled")
+
+
 def _key_to_pixels(page, key: str = "ArrowUp", limit: float = 20) -> float:
-    canvas = page.locator(".slice-viewer canvas").first
-    before = canvas.screenshot()
+    before = _shot(page)
     t0 = time.perf_counter()
     page.keyboard.press(key)
-    while canvas.screenshot() == before and time.perf_counter() - t0 < limit:
+    while _shot(page) == before and time.perf_counter() - t0 < limit:
         pass
     return time.perf_counter() - t0
 
@@ -114,10 +123,16 @@ def _view_switch(page, view: str, label_start: str) -> float:
     return time.perf_counter() - t0
 
 
+def log(text: str) -> None:
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+    sys.stderr.flush()
+
+
 def single_session(browser, url: str, n: int) -> dict:
     context = browser.new_context(viewport={"width": 1480, "height": 1000})
     warm, _, warm_s = _open_ready(context, url)  # builds the shared engine, demo case and round 0
     page, canvas_s, ready_s = _open_ready(context, url)
+    log(f"first session {warm_s:.2f} s; new session canvas {canvas_s:.2f} s, round 0 {ready_s:.2f} s")
     page.locator("body").click(position={"x": 5, "y": 990})
     slice_times = []
     for _ in range(n):
@@ -130,8 +145,11 @@ def single_session(browser, url: str, n: int) -> dict:
     while _slice_of(page) != before - 5 and time.time() < deadline:
         time.sleep(0.05)
     burst_lost = abs(before - 5 - _slice_of(page))
+    log(f"slice key->pixels {slice_times}, burst lost {burst_lost}")
     views = [_view_switch(page, "coronal", "patient"), _view_switch(page, "sagittal", "anterior"),
              _view_switch(page, "axial", "patient")]
+    log(f"view switches {views}")
+    time.sleep(2)
     # a Step in another session must not block navigation here
     warm.get_by_role("button", name="Step", exact=True).click()
     time.sleep(0.3)
@@ -160,6 +178,7 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
     for page in pages:
         page.get_by_test_id("status").filter(has_text="round 0").wait_for(timeout=600_000)
         ready.append(time.perf_counter() - t0)
+    log(f"classroom: {sessions} sessions ready after {[round(r, 1) for r in ready]} s")
     case_ids = {page.get_by_test_id("case-info").inner_text().split(" ")[0] for page in pages}
     rss_peak = proc.memory_info().rss
     for context in contexts:
@@ -230,7 +249,9 @@ def main(argv=None) -> int:
 
     out = {"cpu_threads": torch.get_num_threads(), "os_cpus": os.cpu_count()}
     out["engine"] = engine_times(args.steps)
+    log(f"engine {out['engine']}")
     out["server"] = slice_render_times(args.slices)
+    log(f"server {out['server']}")
     if not args.no_browser and Path(CHROMIUM).exists():
         out["browser"] = browser_times(args.slices, args.sessions)
     if args.json:
