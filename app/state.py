@@ -234,9 +234,26 @@ class SessionState(param.Parameterized):
         if last is not None and last.voxels == 0:
             handle = self._guarded("model", lambda: self.handle())
         labels = tuple(getattr(getattr(handle, "engine", None), "data_config", None).target_labels) if handle else ()
+        words = summary.explain_empty(self.rounds, getattr(handle, "trained_on", None), labels) or ""
+        if words and handle is not None:
+            words = " ".join([words, *self._engine_diagnosis(last, handle.engine)])
         self.param.update(
             can_step=self.case is not None and not self.busy and (last is None or last.stopped is None),
-            explanation=summary.explain_empty(self.rounds, getattr(handle, "trained_on", None), labels) or "")
+            explanation=words)
+
+    def _engine_diagnosis(self, last: Any, engine: Any) -> list[str]:
+        """The library's checks of an empty run (HU scale, voxel size) when it has them
+        (``rstn_core.inference.diagnose``, landing with the spacing-aware engine); none otherwise."""
+        try:
+            from rstn_core.inference import diagnose
+        except ImportError:
+            return []
+        try:
+            lines = diagnose.explain_empty(self.source_case, last, engine)
+        except Exception:  # noqa: BLE001 - a diagnosis must never break the page
+            log.exception("diagnosis of an empty run failed")
+            return []
+        return [f"{line[0].upper()}{line[1:]}." for line in lines if line.startswith("likely cause")]
 
     async def _job(self, name: str, work: Callable[[], Any]) -> None:
         """Run one action unless another runs; errors become messages."""
