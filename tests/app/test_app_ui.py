@@ -1,8 +1,11 @@
-"""Browser tests: `panel serve app/` in a subprocess, driven by headless Chromium through Playwright.
+"""Browser tests: one `panel serve app/ tests/app/stub_app/` in a subprocess, headless Chromium via Playwright.
 
-Run on their own: ``pytest -m ui``. The app runs as a user would start it (built-in demo model, or the
-untrained fallback when the demo bundle is missing); ``RSTN_UI_STUB=1`` swaps in the stub engine.
-Screenshots land in test-artifacts/ (docs/figures/ with RSTN_UPDATE_SCREENSHOTS=1, to refresh the docs).
+Run on their own: ``pytest -m ui``. ``/app`` is the app as a user starts it (built-in demo bundles);
+``/stub_app`` is the same ``App`` with fast stub engines (``?engines=demo`` for the demo bundles,
+``?case=real`` for the real example CT). The tests read what is drawn from the page's Bokeh models
+(axis ranges and labels, crop-box glyphs) and its text. The server's readiness is checked on its log
+line and a static file: a probe never opens a session. Screenshots land in test-artifacts/
+(docs/figures/ with RSTN_UPDATE_SCREENSHOTS=1, to refresh the docs).
 """
 
 from __future__ import annotations
@@ -23,15 +26,37 @@ pytestmark = pytest.mark.ui
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / ("docs/figures" if os.environ.get("RSTN_UPDATE_SCREENSHOTS") == "1" else "test-artifacts")
 FIGURES.mkdir(parents=True, exist_ok=True)
+REAL = ROOT.parent / "shared" / "data" / "totalseg_example"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-STEP_TIMEOUT_MS = 180_000
+STEP_TIMEOUT_MS = 240_000
 LOG_PROBLEMS = re.compile(r"Traceback|ERROR|Exception|Error running application")
 IGNORED_CONSOLE = ("GL Driver Message", "WebGL", "favicon")
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
+
+# Every slice figure on the page: ranges, axis labels and the rows of its box (Quad) glyphs.
+FIGURES_JS = """
+() => {
+  const out = [];
+  for (const doc of window.Bokeh.documents) {
+    const models = doc.all_models ? [...doc.all_models] : [...doc._all_models.values()];
+    for (const m of models) {
+      if (!(m.x_range && m.below && m.below.length && m.left && m.left.length)) continue;
+      const label = m.below[0].axis_label;
+      if (typeof label !== 'string' || !label.includes('←')) continue;
+      const quads = m.renderers.filter(r => r.data_source && r.data_source.data
+                                        && 'left' in r.data_source.data && 'top' in r.data_source.data)
+                               .map(r => r.data_source.data.left.length);
+      out.push({x: [m.x_range.start, m.x_range.end], y: [m.y_range.start, m.y_range.end],
+                xlabel: label, ylabel: m.left[0].axis_label, quads: quads});
+    }
+  }
+  return out;
+}
+"""
 
 
 def _free_port() -> int:
@@ -40,34 +65,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(port: int, log_path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Wait for the server's 'Bokeh app running' log line, then for a static file: no session is made."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"panel serve exited with {proc.returncode}:\n{log_path.read_text()}")
+        if "Bokeh app running at" in log_path.read_text():
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/static/js/bokeh.min.js", timeout=10) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+        time.sleep(0.5)
+    raise TimeoutError(f"panel serve did not start within {timeout:.0f} s:\n{log_path.read_text()}")
+
+
+def start_server(log_path: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    panel = Path(sys.executable).with_name("panel")
+    cmd = [str(panel), "serve", "app/", "tests/app/stub_app/", "--port", str(port), "--num-procs", "1",
+           "--allow-websocket-origin", f"localhost:{port}"]
+    with open(log_path, "w") as log:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The app on a free port; yields (url, log path); the log must stay free of errors."""
+    """Yields (base url, log path); the log must stay free of errors."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium package (make browser)")
     port = _free_port()
     log_path = tmp_path_factory.mktemp("server") / "panel.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    if os.environ.get("RSTN_UI_STUB"):
-        env["RSTN_APP_ENGINE"] = "tests/app/stub_engine.py:make_engine"
-    panel = Path(sys.executable).with_name("panel")
-    cmd = [str(panel), "serve", "app/", "--port", str(port), "--num-procs", "1",
-           "--allow-websocket-origin", f"localhost:{port}"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}/app"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
+    proc = start_server(log_path, port)
+    try:
+        wait_until_serving(port, log_path, proc)
+    except (RuntimeError, TimeoutError) as exc:
         proc.terminate()
-        pytest.fail(f"panel serve did not answer on {url}:\n{log_path.read_text()}")
-    yield url, log_path
+        pytest.fail(str(exc))
+    yield f"http://localhost:{port}", log_path
     proc.terminate()
     try:
         proc.wait(20)
@@ -76,13 +113,18 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_context(tmp_path_factory):
+def browser(tmp_path_factory):
     with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=FLAGS, headless=True,
-            viewport={"width": 1480, "height": 1000}, accept_downloads=True)
-        yield context
-        context.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    yield context
+    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -90,77 +132,103 @@ def console_problems():
     return []
 
 
-def _open(context, url, problems):
+def _open(context, url, problems, ready: str = "round 0"):
     page = context.new_page()
     page.on("console", lambda m: m.type == "error" and not any(s in m.text for s in IGNORED_CONSOLE)
             and problems.append(m.text))
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
-    page.goto(url)
-    page.locator(".slice-viewer canvas").first.wait_for(timeout=90_000)
+    page.goto(url, timeout=120_000)
+    page.locator(".slice-viewer canvas").first.wait_for(timeout=STEP_TIMEOUT_MS)
+    if ready:
+        expect(page.get_by_test_id("status")).to_contain_text(ready, timeout=STEP_TIMEOUT_MS)
     return page
 
 
+def _figures(page) -> list[dict]:
+    return page.evaluate(FIGURES_JS)
+
+
 def _server_problems(log_path: Path) -> list[str]:
-    """Log records (a timestamped line and what follows it) with an error; a browser tab closing
-    while the server writes to it (tornado's WebSocketClosedError) is not an app error."""
+    """Log records with an error; a tab closing while the server writes to it is not an app error."""
     records = re.split(r"\n(?=\d{4}-\d{2}-\d{2} )", log_path.read_text())
     return [r for r in records if LOG_PROBLEMS.search(r) and "WebSocketClosedError" not in r]
 
 
+def _settle(page, seconds: float = 1.5) -> None:
+    time.sleep(seconds)  # let the last plot updates reach the browser before a screenshot
+
+
 @pytest.fixture(scope="module")
 def app_page(server, browser_context, console_problems):
-    url, _ = server
-    t0 = time.perf_counter()
-    page = _open(browser_context, url, console_problems)
-    page.first_view_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
-    # the demo opens with the coarse round (round 0) computed
-    expect(page.get_by_test_id("status")).to_contain_text("round 0", timeout=STEP_TIMEOUT_MS)
-    return page
+    return _open(browser_context, f"{server[0]}/app", console_problems)
 
 
-def test_page_loads_with_demo_case_and_model(app_page, server, console_problems):
+def test_page_loads_with_demo_case_model_and_guide(app_page, server, console_problems):
     page = app_page
     expect(page.get_by_test_id("case-info")).to_contain_text("phantom")
     expect(page.get_by_test_id("model-info")).to_contain_text("RSTN")
+    expect(page.get_by_test_id("model-info")).to_contain_text("trained on")
+    expect(page.locator(".guide")).to_contain_text("Step")
     expect(page.locator(".error-alert")).to_be_hidden()
-    page.screenshot(path=str(FIGURES / "app_overview_round0.png"), full_page=True)
     assert console_problems == []
     assert _server_problems(server[1]) == [], server[1].read_text()[-4000:]
 
 
-def test_demo_steps_twice_and_the_chart_gains_two_points(app_page):
+def test_frame_and_labels_follow_the_view(app_page):
+    page = app_page
+    axial = _figures(page)
+    assert len(axial) == 1 and axial[0]["xlabel"].startswith("patient's right")
+    assert axial[0]["ylabel"].startswith("posterior")
+    page.get_by_role("button", name="sagittal").click()
+    expect(page.get_by_test_id("nav-info")).to_contain_text("sagittal")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        sagittal = _figures(page)
+        if len(sagittal) == 1 and sagittal[0]["xlabel"].startswith("anterior"):
+            break
+        time.sleep(0.5)
+    assert sagittal[0]["xlabel"].startswith("anterior ← → posterior")
+    assert sagittal[0]["ylabel"].startswith("inferior")
+    assert sagittal[0]["x"] != axial[0]["x"] or sagittal[0]["y"] != axial[0]["y"]
+    page.get_by_role("button", name="axial").click()
+    expect(page.get_by_test_id("nav-info")).to_contain_text("axial")
+
+
+def test_a_step_draws_the_crop_box_and_a_chart_point(app_page):
     page = app_page
     points = page.get_by_test_id("dsc-points")
     expect(points).to_have_text("0")
-    for expected in ("1", "2"):
-        page.get_by_role("button", name="Step", exact=True).click()
-        expect(points).to_have_text(expected, timeout=STEP_TIMEOUT_MS)
-    expect(page.locator("[data-testid=rounds-table] tbody tr")).to_have_count(3)
-    expect(page.locator(".dsc-chart canvas").first).to_be_visible()
-    expect(page.get_by_test_id("status")).to_contain_text("round 2 ·", timeout=60_000)
-    expect(page.get_by_test_id("nav-info")).to_contain_text("round 2", timeout=60_000)
-    time.sleep(1.5)  # let the last plot updates reach the browser before the screenshot
+    page.get_by_role("button", name="Step", exact=True).click()
+    expect(points).to_have_text("1", timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_test_id("nav-info")).to_contain_text("round 1", timeout=60_000)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(sum(f["quads"]) for f in _figures(page)):
+        time.sleep(0.5)
+    assert any(sum(f["quads"]) >= 1 for f in _figures(page)), _figures(page)
+    _settle(page)
     page.screenshot(path=str(FIGURES / "app_overview.png"), full_page=True)
 
 
-def test_saliency_channels_are_shown(app_page):
-    page = app_page
-    page.locator(".bk-tab", has_text="Saliency").click()
-    expect(page.get_by_test_id("saliency-caption")).to_contain_text("weights from the round", timeout=60_000)
-    expect(page.locator(".saliency-plot canvas").first).to_be_visible()
-    page.screenshot(path=str(FIGURES / "app_saliency.png"), full_page=True)
-
-
-def test_keyboard_and_jump_navigation(app_page):
+def test_quick_key_presses_are_not_lost(app_page):
     page = app_page
     label = page.get_by_test_id("nav-info")
     before = int(re.search(r"slice (\d+)", label.inner_text()).group(1))
-    page.locator("body").click(position={"x": 5, "y": 990})
-    page.keyboard.press("ArrowUp")
-    expect(label).to_contain_text(f"slice {before + 1}/", timeout=20_000)
+    page.locator("body").click(position={"x": 5, "y": 1090})
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    expect(label).to_contain_text(f"slice {before - 3}/", timeout=30_000)
     page.get_by_role("button", name="Jump to the worst slice").click()
-    expect(page.get_by_test_id("status")).to_contain_text(re.compile("slice|no error"), timeout=20_000)
+    expect(page.get_by_test_id("status")).to_contain_text(re.compile("slice|no error"), timeout=30_000)
+
+
+def test_saliency_with_difference_view(app_page):
+    page = app_page
+    page.locator(".bk-tab", has_text="Saliency").click()
+    expect(page.get_by_test_id("saliency-caption")).to_contain_text("weights from the round", timeout=60_000)
+    expect(page.get_by_test_id("saliency-caption")).to_contain_text("fixed colour scales")
+    expect(page.locator(".saliency-plot canvas").first).to_be_visible()
+    _settle(page, 2.5)
+    page.screenshot(path=str(FIGURES / "app_saliency.png"), full_page=True)
 
 
 def test_report_downloads_and_opens_offline(app_page, browser_context, tmp_path):
@@ -169,7 +237,8 @@ def test_report_downloads_and_opens_offline(app_page, browser_context, tmp_path)
         page.get_by_role("button", name=re.compile("Export HTML report")).click()
     path = tmp_path / "report.html"
     info.value.save_as(path)
-    assert path.stat().st_size > 10_000
+    text = path.read_text()
+    assert path.stat().st_size > 10_000 and "\\u00b7" not in text
     offline = browser_context.new_page()
     outside = []
 
@@ -183,64 +252,96 @@ def test_report_downloads_and_opens_offline(app_page, browser_context, tmp_path)
     offline.route("**/*", block)
     offline.goto(path.as_uri())
     expect(offline.get_by_test_id("report-title")).to_contain_text("RSTN Studio report")
-    expect(offline.locator("[data-testid=report-rounds] tr")).to_have_count(4)  # header + rounds 0..2
+    expect(offline.locator("[data-testid=report-summary-rounds] tbody tr")).to_have_count(2)
+    expect(offline.get_by_test_id("report-saliency-1")).to_be_visible()
     loaded = offline.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     assert loaded and offline.locator("img").count() >= 3
-    offline.screenshot(path=str(FIGURES / "app_report.png"))
     offline.close()
     assert outside == []
 
 
-def test_bad_input_is_an_alert_and_the_page_survives(app_page):
+def test_typed_path_outside_the_data_folder_is_a_message(app_page):
     page = app_page
     page.locator(".card-header", has_text="Load another CT").click()
-    page.get_by_role("button", name="Load server files").click()
+    box = page.locator(".file-picker input[type=text]").first
+    box.fill("/etc")
+    box.press("Enter")
     alert = page.locator(".error-alert")
-    expect(alert).to_be_visible(timeout=20_000)
-    expect(alert).to_contain_text("choose an image")
-    page.screenshot(path=str(FIGURES / "app_load_error.png"), full_page=True)
+    expect(alert).to_contain_text("outside the data folder", timeout=30_000)
+    page.get_by_role("button", name="Load server files").click()
+    expect(alert).to_contain_text("choose an image", timeout=30_000)
     page.locator(".card-header", has_text="Load another CT").click()  # fold it again
-    expect(page.get_by_test_id("dsc-points")).to_have_text("2")
 
 
-def test_second_session_is_unaffected(app_page, server, browser_context, console_problems):
-    page = app_page
-    other = _open(browser_context, server[0], console_problems)
-    expect(other.get_by_test_id("status")).to_contain_text("round 0", timeout=STEP_TIMEOUT_MS)
-    expect(other.get_by_test_id("dsc-points")).to_have_text("0")
-    expect(other.locator(".error-alert")).to_be_hidden()
-    other.get_by_role("button", name="sagittal").click()
-    expect(other.get_by_test_id("nav-info")).to_contain_text("sagittal")
-    expect(page.get_by_test_id("dsc-points")).to_have_text("2")
-    expect(page.get_by_test_id("nav-info")).to_contain_text("axial")
-    expect(page.get_by_role("button", name="axial")).to_have_class(re.compile("active"))
-    other.close()
-
-
-def test_compare_with_baseline(app_page, server, console_problems):
+def test_compare_is_readable(app_page, server, console_problems):
     page = app_page
     page.get_by_role("button", name="Compare with baseline").click()
+    export = page.get_by_role("button", name=re.compile("Export HTML report"))
+    expect(export).to_be_disabled(timeout=30_000)  # no partial report mid-run
     page.locator(".bk-tab", has_text="Compare RSTN vs C2F").click()
     expect(page.get_by_test_id("compare-baseline")).to_be_visible(timeout=2 * STEP_TIMEOUT_MS)
-    finished = re.compile(r"c2f.*stopped", re.IGNORECASE)
-    expect(page.get_by_test_id("status")).to_contain_text(finished, timeout=2 * STEP_TIMEOUT_MS)
-    expect(page.get_by_role("button", name="Compare with baseline")).to_be_enabled(timeout=60_000)
-    time.sleep(2)
+    expect(page.get_by_test_id("status")).to_contain_text(re.compile(r"c2f.*stopped", re.IGNORECASE),
+                                                          timeout=2 * STEP_TIMEOUT_MS)
+    expect(page.get_by_test_id("compare-where")).to_contain_text("slice")
+    expect(page.locator(".compare-panel .legend")).to_contain_text("FN")
+    expect(export).to_be_enabled(timeout=60_000)
+    _settle(page, 2.5)
     page.screenshot(path=str(FIGURES / "app_compare.png"), full_page=True)
     assert console_problems == []
     assert _server_problems(server[1]) == [], server[1].read_text()[-4000:]
 
 
-def test_truncated_upload_is_an_alert(app_page, tmp_path, server):
-    page = app_page
-    bad = tmp_path / "broken.nii.gz"
-    bad.write_bytes(b"\x1f\x8b\x08\x00" + b"truncated" * 50)
-    page.locator(".card-header", has_text="Load another CT").click()
-    page.locator(".image-drop input[type=file]").set_input_files(str(bad))
-    time.sleep(3)  # FilePond uploads in chunks before the button sees the file
-    page.get_by_role("button", name="Load uploaded files").click()
-    alert = page.locator(".error-alert")
-    expect(alert).to_contain_text("broken.nii.gz", timeout=30_000)
-    expect(alert).to_contain_text("gzip")
-    expect(page.get_by_test_id("case-info")).to_contain_text("phantom")
-    assert _server_problems(server[1]) == [], server[1].read_text()[-4000:]
+def test_step_after_a_stop_does_nothing(server, browser_context, console_problems):
+    page = _open(browser_context, f"{server[0]}/stub_app", console_problems)
+    page.get_by_role("button", name="Run to convergence").click()
+    expect(page.get_by_test_id("status")).to_contain_text("stopped: converged", timeout=STEP_TIMEOUT_MS)
+    step = page.get_by_role("button", name="Step", exact=True)
+    expect(step).to_be_disabled(timeout=30_000)
+    rows = page.locator("[data-testid=rounds-table] tbody tr")
+    n = rows.count()
+    step.click(force=True)
+    time.sleep(2)
+    expect(rows).to_have_count(n)
+    page.close()
+
+
+@pytest.mark.skipif(not (REAL / "ct.nii.gz").exists(), reason=f"the real example is not at {REAL}")
+def test_empty_result_on_the_real_example_is_explained(server, browser_context, console_problems):
+    page = _open(browser_context, f"{server[0]}/stub_app?engines=demo&case=real", console_problems, ready="")
+    banner = page.locator(".empty-explanation")
+    expect(banner).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(banner).to_contain_text("trained on")
+    expect(banner).to_contain_text("coarse stage found no voxel")
+    expect(page.get_by_role("button", name="Step", exact=True)).to_be_disabled()
+    expect(page.get_by_test_id("dsc-points")).to_have_text("0")
+    page.locator(".bk-tab", has_text="Saliency").click()
+    expect(page.locator(".saliency-panel")).to_contain_text("No fine round ran")
+    _settle(page, 2.5)
+    page.screenshot(path=str(FIGURES / "app_empty_result.png"), full_page=True)
+    page.close()
+
+
+def test_a_few_sessions_at_once(server, browser, app_page, console_problems):
+    """A short classroom: 4 sessions open the demo together; each shows its CT and round 0; no cross-talk."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(4)]
+    try:
+        pages = []
+        t0 = time.perf_counter()
+        for context in contexts:
+            page = context.new_page()
+            page.goto(f"{server[0]}/app", wait_until="commit", timeout=120_000)
+            pages.append(page)
+        for page in pages:
+            expect(page.get_by_test_id("status")).to_contain_text("round 0", timeout=STEP_TIMEOUT_MS)
+        seconds = time.perf_counter() - t0
+        pages[0].get_by_role("button", name="coronal").click()
+        expect(pages[0].get_by_test_id("nav-info")).to_contain_text("coronal")
+        for page in pages[1:]:
+            expect(page.get_by_test_id("nav-info")).to_contain_text("axial")
+            expect(page.get_by_test_id("dsc-points")).to_have_text("0")
+        # the time is reported, not judged: on the shared 2-core machine it ranged from < 120 s to 380 s
+        # with other suites running (benchmarks/RESULTS_app.md); the per-page waits above bound it
+        sys.stderr.write(f"4 sessions showed round 0 after {seconds:.1f} s\n")
+    finally:
+        for context in contexts:
+            context.close()
