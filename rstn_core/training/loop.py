@@ -177,12 +177,14 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
                train_config: TrainConfig, out_dir: str | Path, device: str | torch.device = "cpu",
                resume: str | Path | None = None, reinit: Callable[[RSTN], None] | None = None,
                dist_info: DistInfo | None = None, stop_after: int | None = None,
-               progress: bool = True) -> TrainResult:
+               progress: bool = True, should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train ``model`` through ``train_config.stages`` on ``windows`` (a sequence of (image, label) (3, H, W)).
 
     Writes ``out_dir/last.ckpt`` every ``checkpoint_every`` steps and at each stage end, metrics
     JSON lines and, at the end, ``curves.png`` (rank 0 only). ``resume``: a checkpoint to continue
     from exactly. ``stop_after``: stop once this global step is reached (tests, benchmarks).
+    ``should_stop``: asked after every iteration (e.g. a notebook's Stop button); when it answers True
+    the run writes ``last.ckpt`` and returns unfinished, so ``resume`` continues from there.
     """
     tc, device, info = train_config, torch.device(device), dist_info or DistInfo()
     check_stages(tc.method, tc.stages)
@@ -265,6 +267,12 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
             if state.global_step % tc.checkpoint_every == 0:
                 checkpoint(optimizer, scaler)
             if stop_after is not None and state.global_step >= stop_after:
+                bar.close()
+                return TrainResult(model, state, False, converged_s)
+            if should_stop is not None and should_stop():
+                checkpoint(optimizer, scaler)
+                log.info("%s: stopped on request at step %d (stage %s, iteration %d); checkpoint %s", view,
+                         state.global_step, stage.name, state.iteration, out_dir / LAST_CHECKPOINT)
                 bar.close()
                 return TrainResult(model, state, False, converged_s)
         bar.close()
