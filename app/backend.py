@@ -11,15 +11,12 @@ No Panel here and no torch: only ``rstn_core``'s public functions and numpy arra
 from __future__ import annotations
 
 import gzip
-import importlib
-import importlib.util
 import logging
 import os
-import sys
 import tempfile
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +34,6 @@ DEMO_DIR = REPO_ROOT / "rstn_core" / "demo"
 PANCREAS_LABEL = 7  # TotalSegmentator id, used by the phantom and the real example
 DEMO_SEED = 0
 MAX_UPLOAD_MB = int(os.environ.get("RSTN_MAX_UPLOAD_MB", "300"))
-ENGINE_FACTORY_ENV = "RSTN_APP_ENGINE"  # "path/to/file.py:factory" or "module:factory" (tests, previews)
 
 
 # --- where data lives ---------------------------------------------------------------------------
@@ -58,7 +54,7 @@ def inside_root(path: str | Path, root: str | Path | None = None) -> Path:
     """Resolve ``path`` and refuse anything outside ``root`` (symlinks and ``..`` included)."""
     base = Path(root or data_root()).resolve()
     resolved = Path(path).expanduser().resolve()
-    if resolved != base and base not in resolved.parents:
+    if not resolved.is_relative_to(base):  # a containment check: /x/datax is not inside /x/data
         raise DataError(f"{path} is outside the data folder {base}")
     return resolved
 
@@ -80,15 +76,12 @@ class ModelChoice:
 
 @dataclass(frozen=True)
 class EngineHandle:
-    """A shared engine and what the page says about it."""
+    """A shared engine and what the page says about it (``trained_on``: from the bundle's meta)."""
 
     choice: ModelChoice
     engine: Any
     description: str
-
-
-def _device() -> str:
-    return os.environ.get("RSTN_DEVICE", "cpu")
+    trained_on: str | None = None
 
 
 def _configured(engine: Any) -> Any:
@@ -99,28 +92,54 @@ def _configured(engine: Any) -> Any:
     return engine
 
 
-def bundle_details(bundle: Any) -> str:
-    """'RSTN · trained (...) · views ... · preset ...' from a loaded bundle's own fields."""
+def bundle_trained_on(bundle: Any, demo: bool = False) -> str | None:
+    """What the bundle's meta (for the built-in demo bundles also demo.json) says about its training data."""
+    from rstn_core.inference.summary import trained_on
+
     meta = dict(getattr(bundle, "meta", {}) or {})
-    trained = meta.get("trained", True)
-    parts = [str(bundle.method).upper(), "trained" if trained else "UNTRAINED (random weights)"]
-    for key in ("trained_on", "dataset", "iterations", "note"):
-        if meta.get(key) not in (None, ""):
-            parts.append(f"{key.replace('_', ' ')}: {meta[key]}")
-    parts.append("views " + "/".join(v.value for v in bundle.models))
-    parts.append(f"preset {bundle.model_config.preset} (width {bundle.model_config.width})")
-    parts.append(f"target label(s) {list(bundle.data_config.target_labels)}")
+    found = trained_on(meta)
+    if found is None and demo:
+        found = trained_on(_demo_record().get(str(bundle.method).lower()))
+    return found
+
+
+def _demo_record() -> dict:
+    import json
+
+    path = DEMO_DIR / "demo.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def bundle_details(bundle: Any, demo: bool = False) -> str:
+    """Plain words from a loaded bundle's own fields: method, what it learned from, size, organ."""
+    meta = dict(getattr(bundle, "meta", {}) or {})
+    method = str(bundle.method).upper()
+    full = {"RSTN": "RSTN (recurrent saliency transformation)", "C2F": "C2F (coarse-to-fine baseline)"}
+    parts = [full.get(method, method)]
+    if meta.get("trained", True) is False:
+        parts.append("UNTRAINED (random weights): its masks mean nothing")
+    else:
+        parts.append(f"trained on {bundle_trained_on(bundle, demo) or 'unrecorded data'}")
+    width = float(bundle.model_config.width)
+    size = "the paper's full-size network" if width >= 1 else f"a small network ({width:g} of the paper's width)"
+    parts.append(f"{size}, preset {bundle.model_config.preset}")
+    parts.append("looks along " + "/".join(v.value for v in bundle.models))
+    parts.append(f"finds label {'/'.join(str(t) for t in bundle.data_config.target_labels)}")
     return " · ".join(parts)
 
 
-def _bundle_loader(path: Path) -> Callable[[], Any]:
-    def load() -> tuple[Any, str]:
+def _bundle_loader(path: Path, device: str) -> Callable[[], Any]:
+    def load() -> tuple[Any, str, str | None]:
         from rstn_core.inference.engine import RSTNEngine
         from rstn_core.models.bundle import load_bundle
 
-        bundle = load_bundle(path, _device())
-        engine = RSTNEngine.from_bundle(bundle, None, _device())  # C2F fuses by vote, RSTN by mean
-        return _configured(engine), bundle_details(bundle)
+        bundle = load_bundle(path, device)
+        engine = RSTNEngine.from_bundle(bundle, None, device)  # C2F fuses by vote, RSTN by mean
+        demo = path.parent == DEMO_DIR
+        return _configured(engine), bundle_details(bundle, demo), bundle_trained_on(bundle, demo)
 
     return load
 
@@ -131,8 +150,8 @@ def _bundle_method(path: Path) -> tuple[str, bool]:
     return method, True
 
 
-def _untrained_loader(method: str) -> Callable[[], Any]:
-    def load() -> tuple[Any, str]:
+def _untrained_loader(method: str, device: str) -> Callable[[], Any]:
+    def load() -> tuple[Any, str, str | None]:
         from rstn_core.config import ModelConfig
         from rstn_core.inference.engine import RSTNEngine
         from rstn_core.models.bundle import ModelBundle
@@ -143,53 +162,43 @@ def _untrained_loader(method: str) -> Callable[[], Any]:
         models = {view: build_model(method, config).eval() for view in ALL_VIEWS}
         bundle = ModelBundle(method, config, DataConfig(target_labels=(PANCREAS_LABEL,)), models,
                              {"trained": False, "note": "no demo bundle found"})
-        return _configured(RSTNEngine.from_bundle(bundle, None, _device())), bundle_details(bundle)
+        engine = _configured(RSTNEngine.from_bundle(bundle, None, device))
+        return engine, bundle_details(bundle), bundle_trained_on(bundle)
 
     return load
 
 
-def _factory_loader(spec: str, method: str) -> Callable[[], Any]:
-    """``"file.py:name"`` or ``"module:name"`` -> loader calling ``name(method)``."""
-
-    def load() -> Any:
-        target, _, name = spec.partition(":")
-        if target.endswith(".py"):
-            path = Path(target) if Path(target).is_absolute() else REPO_ROOT / target
-            module_spec = importlib.util.spec_from_file_location("rstn_app_engine_factory", path)
-            if module_spec is None or module_spec.loader is None:
-                raise RstnError(f"cannot load the engine factory {spec!r}")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[module_spec.name] = module  # dataclasses look their module up while executing it
-            module_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-        return getattr(module, name or "make_engine")(method)
-
-    return load
-
-
-def model_choices() -> list[ModelChoice]:
-    """The model menu, best first: an explicit factory ($RSTN_APP_ENGINE), the built-in demo bundles,
-    bundles under the data folder, then untrained tiny models when no trained RSTN bundle exists."""
+def model_choices(root: Path | None = None, device: str = "cpu") -> list[ModelChoice]:
+    """The model menu, best first: the built-in demo bundles, bundles under the data folder, then
+    untrained tiny models when no trained RSTN bundle exists."""
     choices: list[ModelChoice] = []
-    spec = os.environ.get(ENGINE_FACTORY_ENV)
-    if spec:
-        for method in ("rstn", "c2f"):
-            choices.append(ModelChoice(f"factory-{method}", f"{method.upper()} (test engine)", method, False,
-                                       _factory_loader(spec, method), spec))
     bundles = sorted(DEMO_DIR.glob("*.rstn")) if DEMO_DIR.is_dir() else []
-    root = data_root()
+    root = Path(root) if root is not None else data_root()
     if root.is_dir():
         bundles += sorted(p for p in root.glob("**/*.rstn") if len(p.relative_to(root).parts) <= 3)
     for path in bundles:
         method, trained = _bundle_method(path)
         where = "built-in demo" if path.parent == DEMO_DIR else str(path.parent)
-        choices.append(ModelChoice(f"bundle:{path}", f"{path.stem} ({where})", method, trained,
-                                   _bundle_loader(path), str(path)))
+        choices.append(ModelChoice(f"bundle:{path}:{device}", f"{path.stem} ({where})", method, trained,
+                                   _bundle_loader(path, device), str(path)))
     if not any(c.method == "rstn" and c.trained for c in choices):
         for method in ("rstn", "c2f"):
-            choices.append(ModelChoice(f"untrained-{method}", f"{method.upper()} tiny, untrained", method,
-                                       False, _untrained_loader(method), "random weights"))
+            choices.append(ModelChoice(f"untrained-{method}:{device}", f"{method.upper()} tiny, untrained", method,
+                                       False, _untrained_loader(method, device), "random weights"))
+    return choices
+
+
+def choices_from_engines(engines: Mapping[str, Any]) -> list[ModelChoice]:
+    """Model choices for engines given by the caller: ``{"rstn": engine_or_factory, "c2f": ...}``.
+
+    A value that has ``start`` is an engine; otherwise it is called with no argument to build one.
+    The keys are methods ("rstn", "c2f"; any other key counts as RSTN)."""
+    choices = []
+    for method, value in engines.items():
+        loader = (lambda v=value: v) if hasattr(value, "start") else value
+        label = f"{method.upper()} ({type(value).__name__})"
+        choices.append(ModelChoice(f"given:{method}:{id(value)}", label, "c2f" if method == "c2f" else "rstn",
+                                   True, loader, "given to App"))
     return choices
 
 
@@ -208,9 +217,9 @@ def get_engine(choice: ModelChoice) -> EngineHandle:
                 raise
             except (OSError, KeyError, ValueError, RuntimeError) as exc:
                 raise CheckpointError(f"model {choice.label}: cannot be loaded: {exc}") from exc
-            engine, details = loaded if isinstance(loaded, tuple) else (loaded, "")
+            engine, details, trained = loaded if isinstance(loaded, tuple) else (loaded, "", None)
             handle = EngineHandle(choice, engine, f"{choice.label} · {details}" if details
-                                  else describe_engine(choice, engine))
+                                  else describe_engine(choice, engine), trained)
             _ENGINES[choice.key] = handle
         return handle
 
@@ -223,11 +232,6 @@ def describe_engine(choice: ModelChoice, engine: Any) -> str:
     if data_config is not None:
         parts.append(f"target label(s) {list(data_config.target_labels)}")
     return " · ".join(parts)
-
-
-def engine_target_labels(engine: Any) -> tuple[int, ...]:
-    data_config = getattr(engine, "data_config", None)
-    return tuple(data_config.target_labels) if data_config is not None else (PANCREAS_LABEL,)
 
 
 # --- cases --------------------------------------------------------------------------------------

@@ -74,6 +74,18 @@ def geometry(volume_shape: Sequence[int], spacing: Sequence[float], view: View |
     return DisplayGeometry((int(volume_shape[ah]), int(volume_shape[aw])), (float(spacing[ah]), float(spacing[aw])))
 
 
+AXIS_LABELS = {
+    View.AXIAL: ("patient's right ← → left (mm)", "posterior ← → anterior (mm)"),
+    View.CORONAL: ("patient's right ← → left (mm)", "inferior ← → superior (mm)"),
+    View.SAGITTAL: ("anterior ← → posterior (mm)", "inferior ← → superior (mm)"),
+}
+
+
+def axis_labels(view: View | str) -> tuple[str, str]:
+    """(horizontal, vertical) anatomical axis labels of a view's display (radiological convention)."""
+    return AXIS_LABELS[View.parse(view)]
+
+
 def num_slices(volume_shape: Sequence[int], view: View | str) -> int:
     return int(volume_shape[View.parse(view).axis])
 
@@ -209,16 +221,6 @@ def diverging_clim(weights: np.ndarray, centre: float = 1.0, floor: float = 0.05
     return (centre - spread, centre + spread)
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """DSC of two bool arrays (1.0 when both are empty)."""
-    a = np.asarray(a, dtype=bool)
-    b = np.asarray(b, dtype=bool)
-    total = int(a.sum()) + int(b.sum())
-    if total == 0:
-        return 1.0
-    return 2.0 * int((a & b).sum()) / total
-
-
 def round_color(round_index: int, n_rounds: int) -> str:
     """A colour per round for crop boxes and curves (viridis-like ramp, hex)."""
     ramp = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
@@ -227,3 +229,25 @@ def round_color(round_index: int, n_rounds: int) -> str:
         return ramp[-1]
     pos = round_index / max(n_rounds - 1, 1)
     return ramp[int(round(pos * (len(ramp) - 1)))]
+
+
+# Colours of the methods in charts: (inter-round DSC, DSC vs truth); the second method never reuses the first's.
+SERIES_COLORS = [("#1f77b4", "#d62728"), ("#2ca02c", "#9467bd"), ("#8c564b", "#e377c2")]
+
+
+def series_colors(index: int) -> tuple[str, str]:
+    return SERIES_COLORS[index % len(SERIES_COLORS)]
+
+
+def box_rows(rounds, view: View | str, index: int, geom: DisplayGeometry, upto: int | None = None) -> list[tuple]:
+    """(x0, y0, x1, y1, round, colour) of the crop box of every round ≤ ``upto`` on slice ``index``.
+
+    Round 0 has no box (every window runs uncropped); round t's box was cut from round t−1's mask."""
+    view = View.parse(view)
+    last = len(rounds) - 1 if upto is None else min(upto, len(rounds) - 1)
+    rows = []
+    for state in rounds[: last + 1]:
+        box = state.boxes.get(view, {}).get(int(index))
+        if box is not None:
+            rows.append((*box_to_display(box, geom), int(state.round), round_color(state.round, len(rounds))))
+    return rows

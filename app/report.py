@@ -22,9 +22,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from rstn_core.inference.summary import curve_points, ending
 from rstn_core.types import ALL_VIEWS, View
 
 from . import display
+from .tables import rounds_table_html
 
 ERROR_CMAP = ListedColormap([display.ERROR_COLORS[display.TP], display.ERROR_COLORS[display.FP],
                              display.ERROR_COLORS[display.FN]])
@@ -96,42 +98,43 @@ def rounds_figure(case, rounds: Sequence[Any], slices: dict[View, int], clim) ->
     return _png(fig)
 
 
-def saliency_figure(saliency: Any, case, view: View) -> str:
-    """The three weight channels (diverging around 1) above the transformed input (PNG data URI)."""
+def saliency_figure(saliency: Any, case, view: View, span: float = 0.1, difference_span: float = 0.05) -> str:
+    """g(P) (fixed scale 1 ± span) above the difference X⊙g(P) − X (± difference_span), three channels."""
     geom = display.geometry(case.image.shape, case.image.spacing, view)
     extent = (geom.bounds[0], geom.bounds[2], geom.bounds[1], geom.bounds[3])
-    lo, hi = display.diverging_clim(saliency.weights)
     fig = Figure(figsize=(9, 6), dpi=80)
     axes = fig.subplots(2, 3, squeeze=False)
-    for c in range(3):
-        im = axes[0][c].imshow(display.to_display(saliency.weights[c]), cmap="RdBu_r", vmin=lo, vmax=hi,
-                               extent=extent, interpolation="nearest")
-        axes[0][c].set_title(f"g(P) channel {c + 1}", fontsize=9)
-        axes[1][c].imshow(display.to_display(saliency.transformed[c]), cmap="gray", vmin=0, vmax=1, extent=extent,
-                          interpolation="nearest")
-        axes[1][c].set_title(f"X⊙g(P) channel {c + 1}", fontsize=9)
+    for c, name in enumerate(("j−1", "j", "j+1")):
+        top = axes[0][c].imshow(display.to_display(saliency.weights[c]), cmap="RdBu_r", vmin=1 - span,
+                                vmax=1 + span, extent=extent, interpolation="nearest")
+        axes[0][c].set_title(f"g(P), slice {name}", fontsize=9)
+        diff = display.to_display(saliency.transformed[c] - saliency.image[c])
+        low = axes[1][c].imshow(diff, cmap="RdBu_r", vmin=-difference_span, vmax=difference_span, extent=extent,
+                                interpolation="nearest")
+        axes[1][c].set_title(f"X⊙g(P) − X, slice {name}", fontsize=9)
         if saliency.box is not None:
             x0, y0, x1, y1 = display.box_to_display(saliency.box, geom)
             axes[1][c].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="#ffd700"))
         for row in range(2):
             axes[row][c].set_xticks([])
             axes[row][c].set_yticks([])
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="weight (1 = no change)")
+    fig.colorbar(top, ax=axes[0].tolist(), shrink=0.8, label="weight (1 = no change)")
+    fig.colorbar(low, ax=axes[1].tolist(), shrink=0.8, label="change of the input")
     return _png(fig)
 
 
 def curves_figure(series: dict[str, Sequence[Any]], stop_dsc: float) -> str:
-    """Inter-round DSC and DSC vs truth per round for each method (PNG data URI)."""
+    """Inter-round DSC and DSC vs truth per round for each method, each in its own colours (PNG data URI)."""
     fig = Figure(figsize=(7, 3.4), dpi=80)
     ax = fig.subplots()
     ax.axhline(stop_dsc, color="grey", linestyle="--", linewidth=1, label=f"stop threshold {stop_dsc}")
-    for style, (name, rounds) in zip(("-", "-."), series.items()):
-        inter = [(r.round, r.inter_round_dsc) for r in rounds if r.inter_round_dsc is not None]
-        truth = [(r.round, r.dsc_vs_truth) for r in rounds if r.dsc_vs_truth is not None]
-        if inter:
-            ax.plot(*zip(*inter), style, marker="o", color="#1f77b4", label=f"{name}: inter-round DSC")
-        if truth:
-            ax.plot(*zip(*truth), style, marker="s", color="#d62728", label=f"{name}: DSC vs truth")
+    for i, (name, rounds) in enumerate(series.items()):
+        points = curve_points(rounds)
+        inter_color, truth_color = display.series_colors(i)
+        if points["inter"]:
+            ax.plot(*zip(*points["inter"]), "-", marker="o", color=inter_color, label=f"{name}: inter-round DSC")
+        if points["truth"]:
+            ax.plot(*zip(*points["truth"]), "--", marker="s", color=truth_color, label=f"{name}: DSC vs truth")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel("DSC")
@@ -142,22 +145,29 @@ def curves_figure(series: dict[str, Sequence[Any]], stop_dsc: float) -> str:
     return _png(fig)
 
 
-def _table(rounds: Sequence[Any], caption: str) -> str:
-    rows = []
-    for r in rounds:
-        inter = "–" if r.inter_round_dsc is None else f"{r.inter_round_dsc:.4f}"
-        truth = "–" if r.dsc_vs_truth is None else f"{r.dsc_vs_truth:.4f}"
-        windows = sum(len(b) for b in r.boxes.values())
-        rows.append(f"<tr><td>{r.round}</td><td>{inter}</td><td>{truth}</td><td>{int(np.count_nonzero(r.mask))}</td>"
-                    f"<td>{windows}</td><td>{r.seconds:.2f}</td><td>{html.escape(r.stopped or '')}</td></tr>")
-    return (f"<table data-testid='report-rounds'><caption>{html.escape(caption)}</caption><tr><th>round</th>"
-            "<th>inter-round DSC</th><th>DSC vs truth</th><th>voxels</th><th>fine windows</th><th>seconds</th>"
-            f"<th>stopped</th></tr>{''.join(rows)}</table>")
+def _method_section(name: str, rounds: Sequence[Any], test_id: str) -> str:
+    return (f"<p data-testid='{test_id}'><b>{html.escape(name)}</b>: {html.escape(ending(rounds))}.</p>"
+            + rounds_table_html(rounds, f"{test_id}-rounds", name))
+
+
+def _saliency_section(saliencies: Sequence[tuple[int, Any]], case, view: View, spans: tuple[float, float]) -> str:
+    parts = [f"<h2>Saliency transformation, every round ({view.value}, at the organ's slice)</h2>",
+             "<p>Each fine round multiplies the three input slices X by weights g(P) from the previous round's "
+             "probability (white = 1 = unchanged). Fixed colour scales: g(P) 1 ± "
+             f"{spans[0]:g}, difference ± {spans[1]:g}.</p>"]
+    for round_index, sal in saliencies:
+        parts.append(f"<h3>Round {round_index}: weights from round {round_index - 1}, window centred on slice "
+                     f"{sal.centre}</h3>")
+        parts.append(_img(saliency_figure(sal, case, view, *spans), f"saliency round {round_index}",
+                          f"report-saliency-{round_index}"))
+    return "".join(parts)
 
 
 def build_report(case, rounds: Sequence[Any], *, slices: dict[View, int], clim: tuple[float, float],
-                 settings: dict, method: str = "RSTN", saliency: Any = None, saliency_view: View = View.AXIAL,
-                 baseline: Sequence[Any] = (), baseline_name: str = "C2F", stop_dsc: float = 0.99) -> str:
+                 settings: dict, method: str = "RSTN", saliencies: Sequence[tuple[int, Any]] = (),
+                 saliency_view: View = View.AXIAL, saliency_spans: tuple[float, float] = (0.1, 0.05),
+                 baseline: Sequence[Any] = (), baseline_name: str = "C2F", stop_dsc: float = 0.99,
+                 explanation: str = "") -> str:
     """The whole report as one HTML string (images inline, no scripts, no external links)."""
     shape = "×".join(str(s) for s in case.image.shape)
     spacing = ", ".join(f"{s:.2f}" for s in case.image.spacing)
@@ -172,57 +182,53 @@ def build_report(case, rounds: Sequence[Any], *, slices: dict[View, int], clim: 
         "<span style='color:#1f77b4'>■ FN</span> boxes: crop box of the window centred on the shown slice</p>",
     ]
     if rounds:
-        last = rounds[-1]
-        ending = (f"stopped: {html.escape(last.stopped)}; final" if last.stopped
-                  else "not stopped yet (stepped by hand); latest")
-        dsc_text = "–" if last.dsc_vs_truth is None else f"{last.dsc_vs_truth:.4f}"
-        parts.append(f"<h2>Summary</h2><p data-testid='report-summary'>{html.escape(method)}: {len(rounds)} round(s), "
-                     f"{ending} DSC vs truth: {dsc_text}.</p>")
-        parts.append(_table(rounds, method))
+        parts.append("<h2>Summary</h2>")
+        if explanation:
+            parts.append(f"<p data-testid='report-explanation'><b>Empty result.</b> {html.escape(explanation)}</p>")
+        parts.append(_method_section(method, rounds, "report-summary"))
         if baseline:
-            parts.append(_table(baseline, baseline_name))
+            parts.append(_method_section(f"{baseline_name} (baseline)", baseline, "report-baseline-summary"))
         parts.append("<h2>DSC per round</h2>")
         series = {method: rounds, **({baseline_name: baseline} if baseline else {})}
         parts.append(_img(curves_figure(series, stop_dsc), "DSC curves", "report-curves"))
     else:
         parts.append("<p>No rounds were run; the images show the CT and the ground truth only.</p>")
-    parts.append("<h2>Views at the chosen slices, every round</h2>")
+    parts.append("<h2>Views at the organ's slices, every round</h2>")
     parts.append(_img(rounds_figure(case, rounds, slices, clim), "rounds", "report-rounds-figure"))
-    if saliency is not None:
-        parts.append(f"<h2>Saliency transformation ({saliency_view.value}, window centred on slice "
-                     f"{saliency.centre})</h2>")
-        parts.append(_img(saliency_figure(saliency, case, saliency_view), "saliency channels", "report-saliency"))
+    if saliencies:
+        parts.append(_saliency_section(saliencies, case, saliency_view, saliency_spans))
     if baseline:
         parts.append(f"<h2>{html.escape(baseline_name)} (baseline), every round</h2>")
         parts.append(_img(rounds_figure(case, baseline, slices, clim), "baseline rounds", "report-baseline"))
-    parts.append("<h2>Settings</h2><pre data-testid='report-settings'>"
-                 f"{html.escape(json.dumps(settings, indent=2, default=str))}</pre></body></html>")
+    settings_text = json.dumps(settings, indent=2, default=str, ensure_ascii=False)
+    parts.append(f"<h2>Settings</h2><pre data-testid='report-settings'>{html.escape(settings_text)}</pre>"
+                 "</body></html>")
     return "".join(parts)
 
 
 def report_for_session(state) -> str:
-    """Collect what a :class:`app.state.SessionState` shows into :func:`build_report` arguments."""
+    """Collect what a :class:`app.state.SessionState` holds into :func:`build_report` arguments.
+
+    The images are taken at the organ's slice of every view (the truth's largest slice, else the
+    latest mask's), not at whatever slice is on screen; saliency for every fine round of the main run."""
     if state.case is None:
         raise ValueError("no case loaded")
+    if state.busy:
+        raise ValueError("a run is going on: export the report when it has finished")
     case = state.case
     current = View.parse(state.view)
-    target = state.current_mask() if state.rounds else case.label
-    slices = {}
-    for view in ALL_VIEWS:
-        if view == current:
-            slices[view] = int(state.slice_index)
-        elif target is not None:
-            slices[view] = display.largest_slice(target, view)
-        else:
-            slices[view] = display.num_slices(case.image.shape, view) // 2
-    saliency = None
-    if len(state.rounds) > 1:
-        saliency = state.saliency(len(state.rounds) - 1, current.value, slices[current])
+    slices = {view: state.organ_slice(view) for view in ALL_VIEWS}
+    saliencies = []
+    for r in range(1, len(state.rounds)):
+        sal = state.saliency(r, current.value, slices[current])
+        if sal is not None:
+            saliencies.append((state.rounds[r].round, sal))
     choice = state.choice()
-    stop = state.stop_dsc()
     baseline_choice = state.choice(state.compare_model) if state.compare_rounds else None
-    return build_report(case, state.rounds, slices=slices, clim=state.display.clim(), settings=state.settings(),
-                        method=choice.method.upper() if choice else "model", saliency=saliency,
-                        saliency_view=current, baseline=state.compare_rounds,
+    d = state.display
+    return build_report(case, state.rounds, slices=slices, clim=d.clim(), settings=state.settings(),
+                        method=choice.method.upper() if choice else "model", saliencies=saliencies,
+                        saliency_view=current, saliency_spans=(d.saliency_span, d.difference_span),
+                        baseline=state.compare_rounds,
                         baseline_name=baseline_choice.method.upper() if baseline_choice else "baseline",
-                        stop_dsc=stop)
+                        stop_dsc=state.stop_dsc(), explanation=state.explanation)

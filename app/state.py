@@ -13,12 +13,14 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import param
 
 from rstn_core.errors import RstnError
+from rstn_core.inference import summary
 from rstn_core.types import Case, View
 
 from . import backend, display
@@ -40,6 +42,12 @@ class DisplaySettings(param.Parameterized):
     show_truth = param.Boolean(default=True)
     show_prediction = param.Boolean(default=True)
     show_boxes = param.Boolean(default=True)
+    saliency_span = param.Number(default=0.1, bounds=(0.005, 2.0),
+                                 doc="fixed colour scale of g(P): 1 ± span (the same in every view and slice)")
+    saliency_mode = param.Selector(default="difference X⊙g(P) − X", objects=["difference X⊙g(P) − X",
+                                                                             "transformed X⊙g(P)"])
+    difference_span = param.Number(default=0.05, bounds=(0.001, 1.0),
+                                   doc="fixed colour scale of the difference X⊙g(P) − X: ± span")
 
     @param.depends("window", "level", "width")
     def clim(self) -> tuple[float, float]:
@@ -53,7 +61,9 @@ class SessionState(param.Parameterized):
     compare_model = param.Selector(default=None, objects=[], doc="baseline model for the comparison")
     model_info = param.String(default="", constant=False)
 
-    case = param.Parameter(default=None, doc="rstn_core Case (canonical frame)")
+    source_case = param.Parameter(default=None, doc="the Case as loaded (canonical frame)")
+    case = param.Parameter(default=None, doc="the Case shown and stepped: engine.prepare(source_case) when the "
+                                             "engine has prepare(), else source_case")
     case_info = param.String(default="")
     rounds = param.List(default=[], doc="RoundState per round of the current model")
     compare_rounds = param.List(default=[], doc="RoundState per round of the baseline")
@@ -67,6 +77,8 @@ class SessionState(param.Parameterized):
     image_path = param.String(default="", doc="server-side image (NIfTI file or DICOM folder)")
     label_path = param.String(default="", doc="server-side label map (optional)")
 
+    can_step = param.Boolean(default=False, doc="Step would run a round (a case, not busy, not stopped)")
+    explanation = param.String(default="", doc="plain words when the result is empty")
     busy = param.Boolean(default=False)
     progress = param.Integer(default=0, bounds=(0, 100))
     status = param.String(default="")
@@ -84,12 +96,20 @@ class SessionState(param.Parameterized):
 
     def __init__(self, choices: Sequence[backend.ModelChoice] | None = None,
                  engine_provider: Callable[[backend.ModelChoice], backend.EngineHandle] | None = None,
-                 case_provider: Callable[[], Case] | None = None, **params: Any) -> None:
+                 case_provider: Callable[[], Case] | None = None,
+                 shared: Callable[[str, Callable[[], Any]], Any] | None = None, share_case: bool = True,
+                 data_root: Path | None = None, **params: Any) -> None:
+        """``shared(key, fn)``: a cache of deterministic results shared across sessions (the page passes
+        ``pn.state.as_cached``); used for the demo case's round 0 and its prepared case."""
         super().__init__(**params)
         self.display = DisplaySettings()
         self._choices = {c.key: c for c in (backend.model_choices() if choices is None else choices)}
         self._engine_provider = engine_provider or backend.get_engine
         self._case_provider = case_provider or backend.demo_case
+        self._shared = shared or (lambda key, fn: fn())
+        self._shared_key: str | None = None  # set while the case is the shared demo case
+        self._share_case = share_case  # the case provider always returns the same case (the demo)
+        self.data_root = Path(data_root) if data_root is not None else backend.data_root()
         self._cancel_requested = False
         self._saliency_cache: OrderedDict = OrderedDict()
         keys = list(self._choices)
@@ -112,10 +132,13 @@ class SessionState(param.Parameterized):
         return self._choices[key].label
 
     def engine(self, key: str | None = None) -> Any:
+        return self.handle(key).engine
+
+    def handle(self, key: str | None = None) -> backend.EngineHandle:
         choice = self.choice(key)
         if choice is None:
             raise RstnError("no model is available: put a .rstn bundle in rstn_core/demo or the data folder")
-        return self._engine_provider(choice).engine
+        return self._engine_provider(choice)
 
     def _describe_model(self) -> None:
         """Load the chosen model now (shared, once per process) and say what it is."""
@@ -134,21 +157,48 @@ class SessionState(param.Parameterized):
     def _on_model(self) -> None:
         self._describe_model()
         self._clear_rounds()
+        if self.source_case is not None:
+            self._show(self.source_case)
         self.status = f"model {self.choice_label(self.model)} selected"
 
     # --- loading ---------------------------------------------------------------------------------
 
-    def set_case(self, case: Case) -> None:
-        """Make ``case`` current: forget all rounds, centre the navigation on the target."""
+    def set_case(self, case: Case, shared_key: str | None = None) -> None:
+        """Make ``case`` current: forget all rounds, prepare it for the engine, centre the navigation."""
+        self._shared_key = shared_key
         self._clear_rounds()
-        self.case = case
+        self.source_case = case
+        if self._show(case):
+            self.error = ""
+            self.status = f"loaded {case.case_id}"
+
+    def prepared(self, case: Case, key: str | None = None) -> Case:
+        """``engine.prepare(case)`` once per case and model when the engine has it (spacing-aware engines
+        resample to the model's grid); the case itself otherwise."""
+        choice = self.choice(key)
+        prepare = getattr(self.engine(key), "prepare", None) if choice is not None else None
+        if prepare is None:
+            return case
+        if self._shared_key is not None and case is self.source_case:
+            return self._shared(f"rstn-prepared:{choice.key}:{self._shared_key}", lambda: prepare(case))
+        return prepare(case)
+
+    def _show(self, source: Case) -> bool:
+        case = self._guarded("preparing the case for the model", lambda: self.prepared(source))
+        if case is None:
+            return False
         shape = case.image.shape
         spacing = ", ".join(f"{s:.2f}" for s in case.image.spacing)
         truth = "no label" if case.label is None else f"target voxels {int(case.label.sum())}"
-        self.case_info = f"{case.case_id} · {shape[0]}×{shape[1]}×{shape[2]} voxels · spacing {spacing} mm · {truth}"
-        self._centre_navigation()
-        self.error = ""
-        self.status = f"loaded {case.case_id}"
+        original = "×".join(map(str, source.image.shape))
+        resampled = "" if case is source else f" (resampled for the model from {original})"
+        with param.parameterized.batch_call_watchers(self):
+            self.case = case
+            self.case_info = (f"{case.case_id} · {shape[0]}×{shape[1]}×{shape[2]} voxels{resampled} · "
+                              f"spacing {spacing} mm · {truth}")
+            self._centre_navigation()
+            self._update_flags()
+        return True
 
     def _guarded(self, action: str, fn: Callable[[], Any]) -> Any:
         """Run ``fn``; a user error or a failure becomes the ``error`` message (the session continues)."""
@@ -165,7 +215,7 @@ class SessionState(param.Parameterized):
     def _on_load_demo(self) -> None:
         case = self._guarded("demo case", self._case_provider)
         if case is not None:
-            self.set_case(case)
+            self.set_case(case, shared_key=f"demo:{case.case_id}" if self._share_case else None)
 
     @param.depends("load_files", watch=True)
     def _on_load_files(self) -> None:
@@ -173,7 +223,7 @@ class SessionState(param.Parameterized):
             if not self.image_path:
                 raise RstnError("choose an image (NIfTI file or DICOM folder) first")
             labels = backend.parse_labels(self.organ)
-            return backend.load_case_from_paths(self.image_path, self.label_path or None, labels)
+            return backend.load_case_from_paths(self.image_path, self.label_path or None, labels, self.data_root)
 
         case = self._guarded("loading files", load)
         if case is not None:
@@ -195,10 +245,20 @@ class SessionState(param.Parameterized):
     # --- engine actions --------------------------------------------------------------------------
 
     def _clear_rounds(self) -> None:
-        self.rounds = []
-        self.compare_rounds = []
+        self.param.update(rounds=[], compare_rounds=[], round_index=0)
         self._saliency_cache.clear()
-        self.round_index = 0
+
+    @param.depends("rounds", "busy", "case", watch=True)
+    def _update_flags(self) -> None:
+        """Derived parameters the widgets bind to: can_step, the round slider's bounds, the explanation."""
+        last = self.rounds[-1] if self.rounds else None
+        handle = None
+        if last is not None and last.voxels == 0:
+            handle = self._guarded("model", lambda: self.handle())
+        labels = tuple(getattr(getattr(handle, "engine", None), "data_config", None).target_labels) if handle else ()
+        self.param.update(
+            can_step=self.case is not None and not self.busy and (last is None or last.stopped is None),
+            explanation=summary.explain_empty(self.rounds, getattr(handle, "trained_on", None), labels) or "")
 
     async def _job(self, name: str, work: Callable[[], Any]) -> None:
         """Run one action unless another runs; errors become messages."""
@@ -224,30 +284,45 @@ class SessionState(param.Parameterized):
 
     def _append(self, state: Any) -> None:
         # one batched update: every view re-renders once per round
-        self.param.update(rounds=[*self.rounds, state], round_index=len(self.rounds), status=self._round_status(state))
+        self.param.update(rounds=[*self.rounds, state], round_index=len(self.rounds),
+                          status=self._round_status(state, self.rounds[-1] if self.rounds else None))
 
     @staticmethod
-    def _round_status(state: Any) -> str:
-        parts = [f"round {state.round}", f"{state.seconds:.2f} s"]
-        if state.inter_round_dsc is not None:
-            parts.append(f"inter-round DSC {state.inter_round_dsc:.4f}")
-        if state.dsc_vs_truth is not None:
-            parts.append(f"DSC vs truth {state.dsc_vs_truth:.4f}")
-        if state.stopped:
-            parts.append(f"stopped: {state.stopped}")
+    def _round_status(state: Any, previous: Any = None) -> str:
+        row = summary.round_rows([r for r in (previous, state) if r is not None])[-1]
+        parts = [f"round {row.round}", f"{row.seconds:.2f} s", f"{row.voxels} voxels"]
+        if row.both_empty:
+            parts.append("inter-round DSC – (both masks empty)")
+        elif row.inter_round_dsc is not None:
+            parts.append(f"inter-round DSC {row.inter_round_dsc:.4f}")
+        if row.dsc_vs_truth is not None:
+            parts.append(f"DSC vs truth {summary.format_dsc(row.dsc_vs_truth, row.dsc_grid)}")
+        if row.stopped:
+            parts.append(f"stopped: {row.stopped}")
         return " · ".join(parts)
 
-    async def _start(self) -> None:
-        engine, case = self.engine(), self.case
+    async def _round0(self, key: str | None = None) -> Any:
+        """Round 0 of the current case; for the shared demo case computed once per process and model."""
+        engine, case = self.engine(key), self.case
         backend.check_case_for_engine(case, engine)
+        if self._shared_key is None:
+            return await asyncio.to_thread(engine.start, case)
+        cache_key = f"rstn-round0:{self.choice(key).key}:{self._shared_key}"
+        return await asyncio.to_thread(self._shared, cache_key, lambda: engine.start(case))
+
+    async def _start(self) -> None:
         self.status = "coarse stage running…"
-        state = await asyncio.to_thread(engine.start, case)
+        state = await self._round0()
         self._saliency_cache.clear()
         self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=self._round_status(state))
 
     async def _one_step(self) -> None:
         if not self.rounds:
             await self._start()
+            return
+        if self.rounds[-1].stopped:
+            self.status = (f"the run has stopped ({self.rounds[-1].stopped}): Step does nothing more; "
+                           "press Reset to start again")
             return
         engine, case, last = self.engine(), self.case, self.rounds[-1]
         self.status = f"round {last.round + 1} running…"
@@ -256,11 +331,16 @@ class SessionState(param.Parameterized):
 
     async def _until_stopped(self, rounds_attr: str, key: str | None, label: str) -> None:
         engine, case = self.engine(key), self.case
+        if key is not None and getattr(engine, "prepare", None) is not None:
+            other = await asyncio.to_thread(self.prepared, self.source_case, key)
+            if other.image.shape != case.image.shape:
+                raise RstnError(f"{label} works on a {other.image.shape} grid, the shown case is {case.image.shape}: "
+                                "compare models trained at the same spacing")
         states = list(getattr(self, rounds_attr))
         cap = int(getattr(getattr(engine, "config", None), "max_rounds", 10))
         if not states:
             self.status = f"{label}: coarse stage running…"
-            states = [await asyncio.to_thread(engine.start, case)]
+            states = [await self._round0(key)]
             self._store(rounds_attr, states, label)
         while states[-1].stopped is None and not self._cancel_requested:
             self.status = f"{label}: round {states[-1].round + 1} running…"
@@ -271,7 +351,9 @@ class SessionState(param.Parameterized):
             self.status = f"{label}: cancelled after round {states[-1].round}"
 
     def _store(self, rounds_attr: str, states: list, label: str) -> None:
-        updates: dict[str, Any] = {rounds_attr: list(states), "status": f"{label}: {self._round_status(states[-1])}"}
+        previous = states[-2] if len(states) > 1 else None
+        updates: dict[str, Any] = {rounds_attr: list(states),
+                                   "status": f"{label}: {self._round_status(states[-1], previous)}"}
         if rounds_attr == "rounds":
             updates["round_index"] = len(states) - 1
         self.param.update(**updates)
@@ -321,21 +403,14 @@ class SessionState(param.Parameterized):
         if self.case is None:
             return
         n = display.num_slices(self.case.image.shape, self.view)
-        self.param.slice_index.bounds = (0, n - 1)
         target = self.current_mask() if self.rounds else self.case.label
         index = display.largest_slice(target, self.view) if target is not None else n // 2
-        self.num_slices = n
-        self.slice_index = index
+        self.param.slice_index.bounds = (0, n - 1)
+        self.param.update(num_slices=n, slice_index=index)
 
     @param.depends("view", watch=True)
     def _on_view(self) -> None:
         self._centre_navigation()
-
-    @param.depends("round_index", watch=True)
-    def _on_round(self) -> None:
-        n = len(self.rounds)
-        if n and self.round_index > n - 1:
-            self.round_index = n - 1
 
     @param.depends("jump_to_error", watch=True)
     def _on_jump(self) -> None:
@@ -384,6 +459,22 @@ class SessionState(param.Parameterized):
                 self._saliency_cache.popitem(last=False)
         return self._saliency_cache[key]
 
+    def organ_slice(self, view: View | str) -> int:
+        """The slice of ``view`` with the most target voxels (truth, else the latest mask, else the middle)."""
+        target = self.case.label if self.case.label is not None and self.case.label.any() else self.current_mask()
+        if target is None:
+            return display.num_slices(self.case.image.shape, view) // 2
+        return display.largest_slice(target, view)
+
+    def difference_slice(self) -> int | None:
+        """The slice of the current view where the model's and the baseline's final masks differ most."""
+        if not self.rounds or not self.compare_rounds:
+            return None
+        main, base = self.rounds[-1].mask, self.compare_rounds[-1].mask
+        if main.shape != base.shape:
+            return None
+        return display.worst_slice(main, base, self.view)
+
     def stop_dsc(self) -> float:
         """The engine's stop threshold (0.99 when no engine can be loaded)."""
         try:
@@ -401,5 +492,5 @@ class SessionState(param.Parameterized):
         data_config = getattr(engine, "data_config", None)
         if data_config is not None and hasattr(data_config, "to_dict"):
             out["data"] = data_config.to_dict()
-        out["window"] = f"{self.display.window} -> clim {self.display.clim()}"
+        out["window"] = f"{self.display.window} → clim {self.display.clim()}"
         return out

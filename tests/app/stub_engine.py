@@ -22,6 +22,13 @@ from rstn_core.types import ALL_VIEWS, Case, Orientation, View, Volume
 from rstn_core.views import centers_touching, make_windows, to_view
 
 
+@dataclass(frozen=True, eq=False)
+class StubRound(RoundState):
+    """A RoundState with the spacing-aware engine's ``dsc_grid`` (landing on main later)."""
+
+    dsc_grid: str = "input"
+
+
 @dataclass
 class StubEngine:
     data_config: DataConfig = field(default_factory=lambda: DataConfig(target_labels=(7,)))
@@ -29,7 +36,13 @@ class StubEngine:
     delay: float = 0.0
     shift: int = 2
     fail_on_step: bool = False
+    empty: bool = False  # find nothing, as the demo model does on an unlike CT
     calls: list = field(default_factory=list)
+
+    def prepare(self, case) -> Case:
+        """The spacing-aware engine's hook: the same case when there is nothing to resample."""
+        self.calls.append(("prepare", case.case_id))
+        return case
 
     def _target(self, case) -> np.ndarray:
         if case.label is not None:
@@ -39,29 +52,31 @@ class StubEngine:
 
     def _state(self, case, prob: np.ndarray, round_index: int, previous, t0: float) -> RoundState:
         mask = prob >= self.config.threshold
-        boxes = {}
-        for view in ALL_VIEWS:
-            ref = previous.mask if previous is not None else mask
+        boxes = {view: {} for view in ALL_VIEWS}  # round 0 runs every window uncropped, as the engine does
+        for view in ALL_VIEWS if previous is not None else ():
+            ref = previous.mask
             stack = to_view(ref, view)
             boxes[view] = {int(c): crop_box(make_windows(stack, [c])[0], self.config.margin)
                            for c in centers_touching(stack)}
         inter = None if previous is None else dsc(previous.mask, mask)
         truth = None if case.label is None else dsc(mask, case.label.astype(bool))
         stopped = None
-        if inter is not None and inter >= self.config.stop_dsc:
+        if not mask.any():
+            stopped = "empty-coarse" if round_index == 0 else "empty-mask"
+        elif inter is not None and inter >= self.config.stop_dsc:
             stopped = "converged"
         elif round_index >= self.config.max_rounds:
             stopped = "max-rounds"
         views = {v: np.clip(prob + 0.05 * (i - 1), 0, 1).astype(np.float32) for i, v in enumerate(ALL_VIEWS)}
-        return RoundState(round_index, prob.astype(np.float32), views, mask, boxes, inter, truth,
-                          time.perf_counter() - t0, stopped)
+        return StubRound(round_index, prob.astype(np.float32), views, mask, boxes, inter, truth,
+                         time.perf_counter() - t0, stopped)
 
     def start(self, case) -> RoundState:
         t0 = time.perf_counter()
         self.calls.append(("start", case.case_id))
         time.sleep(self.delay)
         target = self._target(case)
-        prob = np.roll(target, self.shift, axis=0) * 0.9
+        prob = np.roll(target, self.shift, axis=0) * (0.0 if self.empty else 0.9)
         return self._state(case, prob, 0, None, t0)
 
     def step(self, case, state: RoundState) -> RoundState:
@@ -70,7 +85,7 @@ class StubEngine:
         if self.fail_on_step:
             raise RuntimeError("stub failure")
         time.sleep(self.delay)
-        prob = 0.5 * state.fused_prob + 0.5 * self._target(case)
+        prob = 0.5 * state.fused_prob + (0.0 if self.empty else 0.5) * self._target(case)
         return self._state(case, prob, state.round + 1, state, t0)
 
     def iterate(self, case):
@@ -96,7 +111,7 @@ class StubEngine:
 
 
 def make_engine(method: str = "rstn", delay: float = 0.0) -> StubEngine:
-    """Factory used by the app (``RSTN_APP_ENGINE=tests/app/stub_engine.py:make_engine``)."""
+    """A stub for ``method`` ("rstn" or "c2f"): ``App(engines=make_engine)``."""
     return StubEngine(delay=delay, shift=2 if method == "rstn" else 4)
 
 

@@ -121,8 +121,11 @@ def test_diverging_clim_is_symmetric_around_one():
     assert display.diverging_clim(np.ones(3)) == pytest.approx((0.95, 1.05))
 
 
-def test_dice():
-    a = np.array([1, 1, 0], dtype=bool)
-    b = np.array([1, 0, 0], dtype=bool)
-    assert display.dice(a, b) == pytest.approx(2 / 3)
-    assert display.dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
+def test_axis_labels_follow_the_view():
+    assert display.axis_labels("axial") == ("patient's right ← → left (mm)", "posterior ← → anterior (mm)")
+    assert display.axis_labels("coronal")[1] == "inferior ← → superior (mm)"
+    assert display.axis_labels("sagittal")[0] == "anterior ← → posterior (mm)"
+
+
+def test_the_app_has_no_dice_of_its_own():
+    assert not hasattr(display, "dice")  # one Dice: rstn_core.evaluation.metrics.dsc

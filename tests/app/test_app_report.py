@@ -30,8 +30,8 @@ def test_report_is_self_contained(finished_state, tmp_path):
     # every src/href is inline data, nothing fetched from anywhere
     for ref in re.findall(r"(?:src|href)=['\"]([^'\"]+)", text):
         assert ref.startswith("data:image/png;base64,"), ref
-    for test_id in ("report-title", "report-summary", "report-curves", "report-rounds-figure", "report-saliency",
-                    "report-baseline", "report-settings"):
+    for test_id in ("report-title", "report-summary", "report-curves", "report-rounds-figure", "report-saliency-1",
+                    "report-saliency-2", "report-baseline-summary", "report-baseline", "report-settings"):
         assert f"data-testid='{test_id}'" in text, test_id
     rounds = finished_state.rounds
     assert text.count("<tr><td>") == len(rounds) + len(finished_state.compare_rounds)
@@ -42,3 +42,23 @@ def test_report_without_rounds(finished_state):
     finished_state.param.trigger("reset")
     text = report.report_for_session(finished_state)
     assert "No rounds were run" in text and "report-rounds-figure" in text
+
+
+def test_report_summarises_the_baseline_and_keeps_settings_readable(finished_state):
+    text = report.report_for_session(finished_state)
+    summary = re.search(r"data-testid='report-baseline-summary'>(.*?)</p>", text).group(1)
+    assert "C2F" in summary and "stopped (converged)" in summary
+    assert "\\u" not in text and "→ clim" in text  # json.dumps(ensure_ascii=False): no \u escapes
+
+
+def test_report_saliency_is_at_the_organs_slice_not_the_screens(finished_state):
+    finished_state.slice_index = 0  # an empty slice on screen
+    text = report.report_for_session(finished_state)
+    organ = finished_state.organ_slice("axial")
+    assert organ != 0 and f"window centred on slice {organ}" in text
+
+
+def test_no_report_during_a_run(finished_state):
+    finished_state.busy = True
+    with pytest.raises(ValueError, match="run is going on"):
+        report.report_for_session(finished_state)

@@ -12,6 +12,7 @@ from stub_engine import StubEngine, make_engine, small_case
 
 from app import backend
 from app.state import SessionState
+from rstn_core.errors import DataError
 from rstn_core.types import View
 
 
@@ -57,7 +58,7 @@ def test_coarse_step_run_reset(state, engines):
     assert state.rounds == [] and state.round_index == 0
     state.param.trigger("run")
     assert state.rounds[-1].stopped == "converged"
-    assert [c[0] for c in engines["rstn"].calls][:1] == ["start"]
+    assert [c[0] for c in engines["rstn"].calls][:2] == ["prepare", "start"]
 
 
 def test_step_without_rounds_runs_the_coarse_stage(state):
@@ -249,13 +250,27 @@ def test_server_files_stay_inside_the_data_root(tmp_path, monkeypatch, state):
     nib.save(nib.Nifti1Image(hu, np.eye(4)), root / "ct.nii.gz")
     nib.save(nib.Nifti1Image(label, np.eye(4)), root / "seg.nii.gz")
     nib.save(nib.Nifti1Image(hu, np.eye(4)), tmp_path / "outside.nii.gz")
-    monkeypatch.setenv("RSTN_DATA_ROOT", str(root))
+    sibling = tmp_path / "datax"  # shares the root's name as a prefix, but is not inside it
+    sibling.mkdir()
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), sibling / "ct.nii.gz")
+    state.data_root = root
     state.image_path, state.label_path = str(root / "ct.nii.gz"), str(root / "seg.nii.gz")
     state.param.trigger("load_files")
     assert state.error == "" and state.case.case_id == "ct"
     state.image_path, state.label_path = str(root / ".." / "outside.nii.gz"), ""
     state.param.trigger("load_files")
     assert "outside the data folder" in state.error and state.case.case_id == "ct"
+    state.image_path = str(sibling / "ct.nii.gz")
+    state.param.trigger("load_files")
+    assert "outside the data folder" in state.error
+
+
+def test_containment_is_not_a_path_prefix(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "datax").mkdir()
+    with pytest.raises(DataError, match="outside the data folder"):
+        backend.inside_root(tmp_path / "datax", tmp_path / "data")
+    assert backend.inside_root(tmp_path / "data" / "a" / ".." / "b", tmp_path / "data") == tmp_path / "data" / "b"
 
 
 def test_data_root_default_and_env(monkeypatch, tmp_path):
@@ -266,7 +281,7 @@ def test_data_root_default_and_env(monkeypatch, tmp_path):
 
 
 def test_real_example_loads(real_example, state, monkeypatch):
-    monkeypatch.setenv("RSTN_DATA_ROOT", str(real_example.parent))
+    state.data_root = real_example.parent
     state.image_path = str(real_example / "ct.nii.gz")
     state.label_path = str(real_example / "labels.nii.gz")
     state.organ = "7"
@@ -286,10 +301,6 @@ def test_engines_are_built_once_and_shared():
     for t in threads:
         t.join()
     assert len(built) == 1 and all(r is results[0] for r in results)
-
-
-def test_views_are_the_three_anatomical_ones(state):
-    assert state.param.view.objects == [v.value for v in View]
 
 
 def test_a_model_that_cannot_load_is_a_message(engines):
@@ -318,11 +329,10 @@ def test_bundles_under_the_data_root_are_offered_and_run(tmp_path, monkeypatch):
     save_bundle(ModelBundle("rstn", config, DataConfig(target_labels=(7,)), models, {"trained": True}),
                 tmp_path / "mine.rstn")
     monkeypatch.setenv("RSTN_DATA_ROOT", str(tmp_path))
-    monkeypatch.delenv(backend.ENGINE_FACTORY_ENV, raising=False)
-    choices = [c for c in backend.model_choices() if c.source == str(tmp_path / "mine.rstn")]
+    choices = [c for c in backend.model_choices(tmp_path) if c.source == str(tmp_path / "mine.rstn")]
     assert len(choices) == 1 and choices[0].method == "rstn"
     s = SessionState(choices=choices)
-    assert "views axial" in s.model_info and "trained" in s.model_info and s.error == ""
+    assert "looks along axial" in s.model_info and "trained on unrecorded data" in s.model_info and s.error == ""
     small = small_case()
     s.set_case(small)
     s.param.trigger("coarse")

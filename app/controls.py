@@ -1,0 +1,230 @@
+"""The controls: the sidebar (model, inference, navigation, display, export), keyboard navigation and
+the data panel (upload or server folder). Widgets are bound to the state's parameters; the only
+callbacks write user intent (a key press, a picked file) into the state."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+import param
+
+from rstn_core.errors import RstnError
+
+from . import backend
+from .state import SessionState
+
+
+class KeyNav(pn.custom.JSComponent):
+    """Keyboard slice navigation: ↑/↓, PageUp/PageDown or j/k anywhere on the page (not in text fields).
+
+    The browser keeps a running total of slice steps (``steps``); the server applies the difference to
+    the last total it saw, so quick presses that arrive together are never lost."""
+
+    steps = param.Integer(default=0)
+
+    _esm = """
+    export function render({ model }) {
+      const step = {ArrowUp: 1, k: 1, ArrowDown: -1, j: -1, PageUp: 10, PageDown: -10};
+      const handler = (event) => {
+        const origin = event.composedPath ? event.composedPath()[0] : event.target;
+        const tag = ((origin && origin.tagName) || '').toLowerCase();
+        if (tag === 'input' || tag === 'textarea' || tag === 'select') return;
+        if (!(event.key in step)) return;
+        event.preventDefault();
+        model.steps = model.steps + step[event.key];
+      };
+      document.addEventListener('keydown', handler);
+      model.on('remove', () => document.removeEventListener('keydown', handler));
+      const hint = document.createElement('span');
+      hint.className = 'keynav-hint';
+      hint.textContent = 'Keys: ↑/↓ or j/k = next/previous slice, PageUp/PageDown = ±10';
+      return hint;
+    }
+    """
+
+
+def _not(value) -> bool:
+    return not value
+
+
+class Sidebar(pn.viewable.Viewer):
+    """Every control of the left column; widgets are bound to the state's parameters."""
+
+    state = param.ClassSelector(class_=SessionState)
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        s, d = self.state, self.state.display
+        labels = {s.choice_label(k): k for k in s.param.model.objects if k is not None}
+        self.model = pn.widgets.Select.from_param(s.param.model, label="Model", options=labels,
+                                                  css_classes=["model-select"])
+        self.compare_model = pn.widgets.Select.from_param(s.param.compare_model, label="Baseline for comparison",
+                                                          options={"(none)": None, **labels})
+        busy = s.param.busy
+        self.demo = pn.widgets.Button.from_param(s.param.load_demo, label="Load demo case", disabled=busy)
+        self.organ = pn.widgets.TextInput.from_param(s.param.organ, label="Organ label id(s)")
+        self.coarse = pn.widgets.Button.from_param(s.param.coarse, label="Coarse", button_type="primary",
+                                                   disabled=busy)
+        self.step = pn.widgets.Button.from_param(s.param.step, label="Step", button_type="primary",
+                                                 disabled=pn.bind(_not, s.param.can_step))
+        self.run = pn.widgets.Button.from_param(s.param.run, label="Run to convergence", button_type="primary",
+                                                disabled=pn.bind(_not, s.param.can_step))
+        self.cancel = pn.widgets.Button.from_param(s.param.cancel, label="Cancel", button_type="warning",
+                                                   disabled=pn.bind(_not, busy))
+        self.reset = pn.widgets.Button.from_param(s.param.reset, label="Reset", disabled=busy)
+        self.compare = pn.widgets.Button.from_param(s.param.compare, label="Compare with baseline", disabled=busy)
+        self.progress = pn.indicators.Progress(value=s.param.progress, active=busy, max=100, width=280,
+                                               bar_color="primary", css_classes=["run-progress"])
+        self.view = pn.widgets.RadioButtonGroup.from_param(s.param.view, label="View")
+        self.slice = pn.widgets.IntSlider(label="Slice", start=0, value=s.param.slice_index,
+                                          end=pn.bind(lambda n: max(n - 1, 1), s.param.num_slices),
+                                          css_classes=["slice-slider"])
+        self.slice.param.watch(lambda e: setattr(s, "slice_index", int(e.new)), "value_throttled")
+        self.round = pn.widgets.IntSlider(label="Round shown", start=0, value=s.param.round_index,
+                                          end=pn.bind(lambda r: max(len(r) - 1, 1), s.param.rounds),
+                                          disabled=pn.bind(lambda r: len(r) < 2, s.param.rounds),
+                                          css_classes=["round-slider"])
+        self.round.param.watch(lambda e: setattr(s, "round_index", min(int(e.new), max(len(s.rounds) - 1, 0))),
+                               "value")
+        self.worst = pn.widgets.Button.from_param(s.param.jump_to_error, label="Jump to the worst slice")
+        self.keys = KeyNav()
+        self.keys.param.watch(self._on_keys, "steps")
+        self.window = pn.widgets.Select.from_param(d.param.window, label="Window")
+        self.level = pn.widgets.FloatInput.from_param(d.param.level, label="Custom level (HU)", width=130)
+        self.width = pn.widgets.FloatInput.from_param(d.param.width, label="Custom width (HU)", width=130)
+        self.opacity = pn.widgets.FloatSlider.from_param(d.param.opacity, label="Overlay opacity", step=0.05)
+        self.checks = [pn.widgets.Checkbox.from_param(p, name=n) for p, n in (
+            (d.param.errors, "TP / FP / FN colouring"), (d.param.outline, "Contours instead of fill"),
+            (d.param.show_truth, "Ground truth"), (d.param.show_prediction, "Prediction"),
+            (d.param.show_boxes, "Crop boxes"))]
+        self.download = pn.widgets.FileDownload(
+            callback=self._report, label="Export HTML report", button_type="success", embed=False,
+            css_classes=["report-download"], disabled=busy,
+            filename=pn.bind(lambda c: f"rstn_report_{c.case_id}.html" if c else "rstn_report.html", s.param.case))
+
+    def _on_keys(self, event) -> None:
+        s = self.state
+        delta = int(event.new) - int(event.old)
+        s.slice_index = int(np.clip(s.slice_index + delta, 0, max(s.num_slices - 1, 0)))
+
+    def _report(self):
+        from . import report
+
+        if self.state.busy:  # the button is disabled while a run is going; a late click gets a message
+            self.state.error = "report: wait until the current run finishes (a report mid-run would be partial)"
+            return io.BytesIO(b"")
+        try:
+            text = report.report_for_session(self.state)
+        except Exception as exc:  # noqa: BLE001 - show it, keep the page
+            self.state.error = f"report: {exc}"
+            text = f"<html><body><p>Report failed: {exc}</p></body></html>"
+        return io.BytesIO(text.encode("utf-8"))
+
+    def __panel__(self):
+        return pn.Column(
+            "### Model", self.model, self.compare_model,
+            "### Case", self.demo, self.organ,
+            pn.pane.Markdown("Other CTs: **Load another CT** above the images.", margin=(0, 10)),
+            "### Inference", pn.Row(self.coarse, self.step), self.run, pn.Row(self.cancel, self.reset), self.compare,
+            self.progress,
+            "### Navigation", self.view, self.slice, self.round, self.worst, self.keys,
+            "### Display", self.window, pn.Row(self.level, self.width), self.opacity, *self.checks,
+            "### Export", self.download,
+            width=320, css_classes=["sidebar"])
+
+
+class DataPanel(pn.viewable.Viewer):
+    """Upload a NIfTI, or pick files in the server's data folder (nothing outside it)."""
+
+    state = param.ClassSelector(class_=SessionState)
+    root = param.Parameter(default=None, doc="the data folder (Path)")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        s = self.state
+        self.root = Path(self.root or backend.data_root()).resolve()
+        self._last_selected: str | None = None
+        self.image_drop = pn.widgets.FileDropper(
+            name="CT (NIfTI)", label="Drop a CT (.nii / .nii.gz)", multiple=False,
+            max_file_size=f"{backend.MAX_UPLOAD_MB}MB", chunk_size=4_000_000, css_classes=["image-drop"])
+        self.label_drop = pn.widgets.FileDropper(
+            name="Label map (optional)", label="Drop its label map (optional)", multiple=False,
+            max_file_size=f"{backend.MAX_UPLOAD_MB}MB", chunk_size=4_000_000)
+        self.load_upload = pn.widgets.Button(label="Load uploaded files", disabled=s.param.busy)
+        self.load_upload.on_click(self._on_upload)
+        root = str(self.root)
+        self.picker = pn.widgets.FileSelector(directory=root, root_directory=root, only_files=False,
+                                              width=600, label="Server data folder", css_classes=["file-picker"])
+        self.picker.param.watch(self._on_selection, "value")
+        typed = getattr(self.picker, "_directory", None)  # the picker's own path box
+        if typed is not None:
+            typed.param.watch(self._on_typed, "value")
+        self.as_image = pn.widgets.Button(label="Selected → image")
+        self.as_label = pn.widgets.Button(label="Selected → label")
+        self.as_image.on_click(lambda e: self.pick("image_path"))
+        self.as_label.on_click(lambda e: self.pick("label_path"))
+        self.load_files = pn.widgets.Button.from_param(s.param.load_files, label="Load server files",
+                                                       disabled=s.param.busy)
+
+    def _on_selection(self, event) -> None:
+        """Remember the entry chosen last (the picker keeps a list; its first item is not the newest)."""
+        added = [v for v in (event.new or []) if v not in (event.old or [])]
+        if added:
+            self._last_selected = added[-1]
+        elif event.new:
+            if self._last_selected not in event.new:
+                self._last_selected = event.new[-1]
+        else:
+            self._last_selected = None
+
+    def _on_typed(self, event) -> None:
+        try:
+            backend.inside_root(event.new, self.root)
+        except RstnError:
+            self.state.error = (f"{event.new} is outside the data folder {self.root}; the picker only shows "
+                                f"files inside it (set RSTN_DATA_ROOT to use another folder)")
+
+    def pick(self, target: str) -> None:
+        """Set ``image_path`` or ``label_path`` to the entry chosen last in the picker."""
+        chosen = self._last_selected
+        if chosen is None:
+            self.state.error = "select a file or DICOM folder in the data folder first"
+            return
+        try:
+            path = backend.inside_root(chosen, self.root)
+        except RstnError as exc:
+            self.state.error = str(exc)
+            return
+        setattr(self.state, target, str(path))
+        self.state.error = ""
+        self.state.status = f"{target.replace('_', ' ')}: {path}"
+
+    def _on_upload(self, event) -> None:
+        images = dict(self.image_drop.value or {})
+        if not images:
+            self.state.error = "drop a CT file (.nii or .nii.gz) first"
+            return
+        image_name, image_bytes = next(iter(images.items()))
+        labels = dict(self.label_drop.value or {})
+        label_name, label_bytes = next(iter(labels.items())) if labels else (None, None)
+        self.state.load_upload(image_name, _as_bytes(image_bytes), label_name,
+                               None if label_bytes is None else _as_bytes(label_bytes))
+
+    def __panel__(self):
+        s = self.state
+        paths = pn.pane.Markdown(pn.bind(lambda i, lab: f"image: `{i or '–'}`  \nlabel: `{lab or '–'}`",
+                                         s.param.image_path, s.param.label_path))
+        limit = f"Uploads: NIfTI only, at most {backend.MAX_UPLOAD_MB} MB per file (RSTN_MAX_UPLOAD_MB)."
+        return pn.Row(
+            pn.Column("#### Upload a NIfTI", limit, self.image_drop, self.label_drop, self.load_upload, width=340),
+            pn.Column(f"#### Server data folder `{self.root}`",
+                      "Select a NIfTI file or a DICOM folder, then set it as the image (and a label map).",
+                      self.picker, pn.Row(self.as_image, self.as_label), paths, self.load_files, width=620),
+            css_classes=["data-panel"])
+
+
+def _as_bytes(value) -> bytes:
+    return value.encode("latin-1") if isinstance(value, str) else bytes(value)

@@ -1,0 +1,150 @@
+"""The whole page as one ``pn.viewable.Viewer``: ``App(...).servable()`` in ``main.py``, or inline in a
+notebook after ``pn.extension("filedropper")``.
+
+>>> from app.page import App
+>>> App()                                     # the demo: built-in bundles, the phantom case
+>>> App(engines={"rstn": engine, "c2f": baseline}, case=my_case)   # your engines and case
+
+Deterministic work shared by every session of a server (the engines, the demo case, the demo's
+round 0 and its prepared case) goes through ``pn.state.as_cached``; everything else is per session.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+import param
+
+from rstn_core.types import Case
+
+from . import backend
+from .controls import DataPanel, Sidebar
+from .panels import ComparePanel, ConvergencePanel, ProbabilityPanel, SaliencyPanel
+from .state import SessionState
+from .viewer import SliceViewer
+
+GUIDE = """
+**New here?** RSTN segments a small organ (here the pancreas) in a CT in rounds.
+**Round 0** (*Coarse*): three networks look at the whole CT along the three views and guess where the
+organ is. **Each Step** zooms into a box around the previous guess and, through the *saliency
+transformation*, lets that guess brighten or dim the input before the fine network looks again.
+When two successive masks agree (inter-round DSC ≥ the threshold) the run stops.
+
+1. Look at the CT: ↑/↓ keys or the *Slice* slider; *View* switches axial / coronal / sagittal.
+2. Press **Step** a few times and watch the chart: blue = how much the mask still changes, red = how
+   close it is to the ground truth (yellow outline, when the case has one).
+3. Open **Saliency** to see what the fine network saw, **Compare** to run the stage-wise baseline (C2F).
+"""
+
+_LOCK = threading.Lock()
+
+
+def shared(key: str, build: Callable[[], Any]) -> Any:
+    """``pn.state.as_cached`` under a lock: built once per server process, shared by all sessions."""
+    with _LOCK:
+        return pn.state.as_cached(key, build)
+
+
+def _engine_choices(engines: Mapping[str, Any] | Callable[[str], Any] | None, root: Path,
+                    device: str) -> list[backend.ModelChoice]:
+    if engines is None:
+        return backend.model_choices(root, device)
+    if callable(engines) and not isinstance(engines, Mapping):
+        engines = {m: (lambda m=m: engines(m)) for m in ("rstn", "c2f")}
+    return backend.choices_from_engines(engines)
+
+
+class App(pn.viewable.Viewer):
+    """RSTN Studio for one session.
+
+    ``engines``: ``{method: engine or zero-argument factory}`` or a factory ``method -> engine``
+    (methods "rstn", "c2f"); ``None`` = the built-in demo bundles and bundles under ``data_root``.
+    ``case``: the case to open with (a :class:`rstn_core.types.Case`); ``None`` = the demo phantom.
+    ``data_root``: the folder the file picker may browse. ``device``: torch device of the default engines.
+    ``autostart``: compute round 0 as soon as the page is shown (in a notebook: at construction).
+    """
+
+    state = param.ClassSelector(class_=SessionState)
+
+    def __init__(self, engines: Mapping[str, Any] | Callable[[str], Any] | None = None, case: Case | None = None,
+                 data_root: str | Path | None = None, device: str = "cpu", autostart: bool = True,
+                 **params: Any) -> None:
+        root = Path(data_root or backend.data_root()).resolve()
+        given = engines is not None
+        provider = backend.get_engine if not given else _private_engines()
+        super().__init__(state=SessionState(
+            choices=_engine_choices(engines, root, device), engine_provider=provider,
+            case_provider=(lambda: case) if case is not None else backend.demo_case,
+            shared=shared, share_case=case is None, data_root=root, name="session"), **params)
+        self._autostart = autostart
+        self._started = False
+        self._page = self._layout(root)
+
+    def start(self) -> None:
+        """Load the case and (with ``autostart``) compute round 0; called once, when the page is shown."""
+        if self._started:
+            return
+        self._started = True
+        self.state.param.trigger("load_demo")
+        if self._autostart and self.state.case is not None:
+            self.state.param.trigger("coarse")
+
+    def _header(self) -> pn.Column:
+        s = self.state
+        nav = pn.bind(lambda v, i, n, r, rounds: f"<b>Showing:</b> <span data-testid='nav-info'>{v} slice {i}"
+                      f"/{n - 1} · round {rounds[min(r, len(rounds) - 1)].round if rounds else '–'}</span>",
+                      s.param.view, s.param.slice_index, s.param.num_slices, s.param.round_index, s.param.rounds)
+        alert = pn.pane.Alert(pn.bind(lambda e: e or "", s.param.error), alert_type="danger",
+                              visible=pn.bind(bool, s.param.error), css_classes=["error-alert"])
+        return pn.Column(
+            pn.pane.HTML("<h2 style='margin:0'>RSTN Studio · finding the pancreas in a CT, round by round</h2>"),
+            pn.pane.HTML(pn.bind(lambda m: f"<b>Model:</b> <span data-testid='model-info'>{m}</span>",
+                                 s.param.model_info)),
+            pn.pane.HTML(pn.bind(lambda c: f"<b>CT:</b> <span data-testid='case-info'>{c or 'loading…'}</span>",
+                                 s.param.case_info)),
+            pn.pane.HTML(nav),
+            pn.pane.HTML(pn.bind(lambda t: f"<b>Last action:</b> <span data-testid='status'>{t}</span>",
+                                 s.param.status)),
+            alert)
+
+    def _layout(self, root: Path) -> pn.Row:
+        s = self.state
+        tabs = pn.Tabs(("Saliency", SaliencyPanel(state=s)), ("Probabilities", ProbabilityPanel(state=s)),
+                       ("Compare RSTN vs C2F", ComparePanel(state=s)), dynamic=True)
+        return pn.Row(
+            Sidebar(state=s),
+            pn.Column(
+                self._header(),
+                pn.Card(pn.pane.Markdown(GUIDE, css_classes=["guide"]), title="What is this? (a 1-minute guide)",
+                        collapsed=False, sizing_mode="stretch_width", css_classes=["guide-card"]),
+                # rendered with the page (not in a dynamic tab): the file picker's styles are then served locally
+                pn.Card(DataPanel(state=s, root=root), title="Load another CT: upload or server data folder",
+                        collapsed=True, css_classes=["data-card"], sizing_mode="stretch_width"),
+                pn.Row(SliceViewer(state=s), ConvergencePanel(state=s)),
+                tabs))
+
+    def __panel__(self) -> pn.Row:
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(self.start)  # served: the page appears at once, the case follows
+        else:
+            self.start()  # a notebook or a test: load now
+        return self._page
+
+
+def _private_engines() -> Callable[[backend.ModelChoice], backend.EngineHandle]:
+    """An engine provider for engines given to one App (not shared through the process-wide cache)."""
+    handles: dict[str, backend.EngineHandle] = {}
+    lock = threading.Lock()
+
+    def provide(choice: backend.ModelChoice) -> backend.EngineHandle:
+        with lock:
+            if choice.key not in handles:
+                engine = choice.loader()
+                handles[choice.key] = backend.EngineHandle(choice, engine, backend.describe_engine(choice, engine))
+            return handles[choice.key]
+
+    return provide

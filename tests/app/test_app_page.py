@@ -1,0 +1,153 @@
+"""The page as an ``App(Viewer)`` built in plain Python with stub engines (no server, no browser)."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pytest
+from stub_engine import StubEngine, make_engine, small_case
+
+from app import display
+from app.controls import DataPanel, Sidebar
+from app.page import App
+from app.viewer import SliceViewer
+from rstn_core.inference.summary import curve_points, round_rows
+from rstn_core.types import View
+
+
+def _app(case=None, **engine_kw) -> App:
+    engines = {"rstn": StubEngine(**engine_kw), "c2f": make_engine("c2f")}
+    app = App(engines=engines, case=case if case is not None else small_case())
+    app.__panel__()  # outside a server: loads the case and computes round 0 now
+    return app
+
+
+def test_app_takes_its_engines_and_case_and_opens_with_round_0():
+    app = _app()
+    s = app.state
+    assert s.error == "" and s.case.case_id == "synthetic-demo" and len(s.rounds) == 1
+    engine = s.engine()
+    assert [c[0] for c in engine.calls] == ["prepare", "start"]  # prepare once per loaded case
+
+
+def test_step_after_a_stop_does_nothing():
+    s = _app().state
+    s.param.trigger("run")
+    assert s.rounds[-1].stopped == "converged" and not s.can_step
+    n = len(s.rounds)
+    s.param.trigger("step")
+    assert len(s.rounds) == n and "Step does nothing" in s.status
+    assert [r.stopped for r in s.rounds].count("converged") == 1
+
+
+def test_step_button_is_disabled_after_a_stop_and_the_slider_follows_the_case():
+    app = _app()
+    s = app.state
+    bar = Sidebar(state=s)
+    assert not bar.step.disabled and bar.slice.end == s.num_slices - 1
+    s.param.trigger("run")
+    assert bar.step.disabled and bar.run.disabled
+    s.view = "sagittal"
+    assert bar.slice.end == s.case.image.shape[0] - 1 and bar.slice.value == s.slice_index
+    s.param.trigger("reset")
+    assert not bar.step.disabled
+
+
+def test_an_empty_result_is_explained_and_never_plotted_as_convergence():
+    s = _app(empty=True).state
+    assert s.rounds[0].stopped == "empty-coarse" and not s.can_step
+    assert "coarse stage found no voxel" in s.explanation and "unlike the training data" in s.explanation
+    s.param.trigger("step")
+    assert len(s.rounds) == 1  # nothing more ran
+
+
+def test_two_empty_masks_are_not_an_inter_round_point():
+    engine = StubEngine(empty=True)
+    case = small_case()
+    first = engine.start(case)
+    second = engine.step(case, first)
+    assert second.inter_round_dsc == 1.0  # Dice of two empty masks, by convention
+    rows = round_rows([first, second])
+    assert rows[1].both_empty and rows[1].inter_round_dsc is None
+    assert curve_points([first, second])["inter"] == []
+
+
+def test_dsc_grid_is_shown_beside_the_dsc():
+    s = _app().state
+    assert "(input grid)" in s.status
+
+
+def test_the_demo_round_0_is_computed_once_for_every_session():
+    engine = StubEngine()
+    engines = {"rstn": engine}
+    for _ in range(3):
+        App(engines=engines).__panel__()  # three sessions on the demo case
+    assert [c[0] for c in engine.calls].count("start") == 1
+
+
+def _plot(app: App):
+    viewer = SliceViewer(state=app.state)
+    return viewer._plot().object
+
+
+@pytest.mark.parametrize("view", ["axial", "coronal", "sagittal"])
+def test_frame_follows_the_case_and_the_view(view):
+    app = _app()
+    s = app.state
+    s.view = view
+    figure = hv.render(_plot(app), backend="bokeh")
+    geom = display.geometry(s.case.image.shape, s.case.image.spacing, view)
+    assert (figure.x_range.start, figure.x_range.end) == pytest.approx((0.0, geom.bounds[2]))
+    assert (figure.y_range.start, figure.y_range.end) == pytest.approx((0.0, geom.bounds[3]))
+    assert (figure.xaxis[0].axis_label, figure.yaxis[0].axis_label) == display.axis_labels(view)
+    aspect = figure.frame_width / figure.frame_height
+    assert aspect == pytest.approx(geom.aspect, rel=0.02)
+
+
+def test_crop_boxes_are_drawn_from_round_1():
+    s = _app().state
+    s.param.trigger("step")
+    geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
+    rows = display.box_rows(s.rounds, s.view, s.slice_index, geom, s.round_index)
+    assert [r[4] for r in rows] == [1]
+
+
+def test_picker_takes_the_file_chosen_last_and_refuses_typed_paths_outside(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("ct.nii.gz", "seg.nii.gz"):
+        (root / name).write_bytes(b"")
+    s = _app().state
+    panel = DataPanel(state=s, root=root)
+    panel.picker.value = [str(root / "ct.nii.gz")]
+    panel.pick("image_path")
+    panel.picker.value = [str(root / "ct.nii.gz"), str(root / "seg.nii.gz")]
+    panel.pick("label_path")
+    assert (s.image_path, s.label_path) == (str(root / "ct.nii.gz"), str(root / "seg.nii.gz"))
+    panel._on_typed(type("E", (), {"new": str(tmp_path / "datax")})())
+    assert "outside the data folder" in s.error
+
+
+def test_saliency_uses_a_fixed_scale_and_the_difference_view():
+    from app.panels import SaliencyPanel
+
+    s = _app().state
+    s.param.trigger("step")
+    layout = SaliencyPanel(state=s)._content()[1].object
+    weights, diff = layout[0], layout[3]
+    assert hv.Store.lookup_options("bokeh", weights, "plot").kwargs["clim"] == (0.9, 1.1)
+    diff_opts = hv.Store.lookup_options("bokeh", diff.Image.I, "plot").kwargs
+    assert diff_opts["title"].startswith("X⊙g(P) − X")
+    assert diff_opts["clim"] == (-0.05, 0.05)
+
+
+def test_main_only_composes_the_app():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "app" / "main.py").read_text()
+    assert "App().servable" in text and "environ" not in text
+    assert not np.any([hasattr(__import__("app.backend").backend, n) for n in ("ENGINE_FACTORY_ENV",)])
+
+
+def test_views_accept_a_view_enum():
+    assert display.axis_labels(View.CORONAL)[0].startswith("patient's right")
