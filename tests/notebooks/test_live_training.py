@@ -60,7 +60,7 @@ def test_background_run_stops_on_request_and_returns_the_result():
 
     def work(n, *, should_stop):
         started.set()
-        for i in range(n):
+        for _ in range(n):
             if should_stop():
                 return None
             threading.Event().wait(0.01)
