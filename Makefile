@@ -28,7 +28,7 @@ app: setup
 # Open the URL with the token that JupyterLab prints.
 lab: setup
 	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 \
-	  --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)/notebooks"
+	  --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)/notebooks" $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Headless Chromium for the browser tests (Debian package; Playwright cannot download browsers here).
 browser:
