@@ -104,7 +104,7 @@ def lab(tmp_path_factory, browser_context):
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
+    deadline = time.time() + 400  # a loaded machine: JupyterLab took > 3 min to answer once
     while time.time() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
