@@ -1,12 +1,14 @@
 # Two entry points: `make app` (set up, then serve the app on the built-in demo) and
 # `make test` (set up, then run lint and the whole test suite). Both create .venv on first use.
+# `make lab`: JupyterLab on notebooks/ with the project's kernel (.venv), on 127.0.0.1, no browser.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5006
+LAB_PORT ?= 8888
 
-.PHONY: setup app test test-fast test-ui lint browser clean
+.PHONY: setup app lab test test-fast test-ui lint browser clean
 
 setup: $(STAMP)
 
@@ -21,6 +23,12 @@ $(STAMP): pyproject.toml
 
 app: setup
 	$(BIN)/panel serve app/ --port $(PORT) --num-procs 1
+
+# The notebooks import the app's page (`from app.page import App`): the repository root goes on PYTHONPATH.
+# Open the URL with the token that JupyterLab prints.
+lab: setup
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 \
+	  --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)/notebooks" $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Headless Chromium for the browser tests (Debian package; Playwright cannot download browsers here).
 browser:

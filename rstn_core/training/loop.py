@@ -188,7 +188,7 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
                train_config: TrainConfig, out_dir: str | Path, device: str | torch.device = "cpu",
                resume: str | Path | None = None, reinit: Callable[[RSTN], None] | None = None,
                dist_info: DistInfo | None = None, stop_after: int | None = None,
-               progress: bool = True) -> TrainResult:
+               progress: bool = True, should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train ``model`` through ``train_config.stages`` on ``windows`` (a sequence of (image, label) (3, H, W)).
 
     Writes ``out_dir/last.ckpt`` every ``checkpoint_every`` steps and at each stage end, metrics
@@ -199,6 +199,8 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
     PyTorch port keeps one optimiser and Caffe restores the solver); only an S restart, which
     re-initialises the weights, starts it afresh. The precision (``train_config.precision``) is
     resolved once and written to the metrics log (``precision`` record) and the bundle.
+    ``should_stop``: asked after every iteration (e.g. a notebook's Stop button); when it answers True
+    the run writes ``last.ckpt`` and returns unfinished, so ``resume`` continues from there.
     """
     tc, device, info = train_config, torch.device(device), dist_info or DistInfo()
     check_stages(tc.method, tc.stages)
@@ -281,6 +283,12 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
             if state.global_step % tc.checkpoint_every == 0:
                 checkpoint()
             if stop_after is not None and state.global_step >= stop_after:
+                bar.close()
+                return TrainResult(model, state, False, converged_s, precision.to_dict())
+            if should_stop is not None and should_stop():
+                checkpoint()
+                log.info("%s: stopped on request at step %d (stage %s, iteration %d); checkpoint %s", view,
+                         state.global_step, stage.name, state.iteration, out_dir / LAST_CHECKPOINT)
                 bar.close()
                 return TrainResult(model, state, False, converged_s, precision.to_dict())
         bar.close()

@@ -12,7 +12,7 @@ and ``<view>/curves.png``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,17 +121,20 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
                   fold: int = 0, folds: int = 4, split: str | Path | None = None,
                   labels: Sequence[int] | None = None, organ: str = "pancreas", vgg16: str | None = None,
                   resume: bool = False, device: str = "cpu", progress: bool = True,
-                  init: str | Path | None = None) -> Path | None:
+                  init: str | Path | None = None, should_stop: Callable[[], bool] | None = None) -> Path | None:
     """Train ``views`` of ``plan.method`` on the training cases of ``fold`` of the dataset at ``data``.
 
     ``folds``: number of folds of the sorted case ids (or ``split``: a JSON split file). ``labels``:
     target label ids (default: the dataset's). ``vgg16``: ImageNet VGG16 weights for both FCNs.
     ``resume``: continue from ``out/<view>/last.ckpt``. ``init``: start each view's networks from
     the weights of that view in an existing bundle of the same method and model configuration
-    (continued training or fine-tuning with a new schedule; the optimiser starts afresh), or
-    ``"random"`` to start the un-normalised ``paper`` model from random weights on purpose (it is
-    refused otherwise without ``vgg16``: :func:`check_initialisation`).
-    Returns the bundle path ``out/model.rstn`` (``None`` on ranks other than 0 of a distributed run).
+    (continued training or fine-tuning with a new schedule), or ``"random"`` to start the un-normalised
+    ``paper`` model from random weights on purpose (it is refused otherwise without ``vgg16``:
+    :func:`check_initialisation`).
+    ``should_stop``: asked after every iteration; True stops the run with ``out/<view>/last.ckpt`` written
+    and no bundle (continue with ``resume=True``).
+    Returns the bundle path ``out/model.rstn`` (``None`` on ranks other than 0 of a distributed run, and
+    when ``should_stop`` stopped the run).
     Raises :class:`RstnError` (user errors) with the offending value in the message.
     """
     import torch
@@ -209,7 +212,12 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
                 checkpoint = None
             result = train_view(model, windows, view=view.value, model_config=model_config, data_config=data_config,
                                 train_config=train_config, out_dir=out / view.value, device=torch_device,
-                                resume=checkpoint, reinit=reinit, dist_info=info, progress=progress)
+                                resume=checkpoint, reinit=reinit, dist_info=info, progress=progress,
+                                should_stop=should_stop)
+            if not result.finished:
+                log.info("stopped during the %s view: resume with resume=True (checkpoint %s)", view.value,
+                         out / view.value / LAST_CHECKPOINT)
+                return None
             models[view] = result.model.cpu().eval()
             precision = result.precision
             barrier(info)

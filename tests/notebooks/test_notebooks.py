@@ -22,6 +22,7 @@ NOTEBOOKS = ROOT / "notebooks"
 TEMPLATE = NOTEBOOKS / "offline.html.j2"
 SHAPE = [48, 44, 32]
 SPACING = [8.0, 8.0, 7.5]
+BOKEH_FIGURE = '"name":"Figure"'  # a Bokeh plot in Panel's embedded document JSON
 EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.I)
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,18 @@ def run_notebook(name: str, out_dir: Path, parameters: dict) -> Path:
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=parameters, cwd=str(ROOT),
                         kernel_name="python3", progress_bar=False)
     return out
+
+
+def outputs(notebook: Path) -> list[dict]:
+    return [o for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+
+
+def assert_no_warnings(notebook: Path) -> None:
+    """No warning of any kind (Python warnings, logging WARNING, tqdm's 'IProgress not found') in any output."""
+    texts = ["".join(o["text"]) if o["output_type"] == "stream" else json.dumps(o.get("data", {}).get("text/plain", ""))
+             for o in outputs(notebook) if o["output_type"] in ("stream", "display_data", "execute_result", "error")]
+    bad = [t for t in texts if re.search(r"warn|IProgress|Traceback", t, re.I)]
+    assert not bad, f"{notebook.name}: warnings in the outputs: {bad[:3]}"
 
 
 def export_html(notebook: Path) -> str:
@@ -80,9 +93,18 @@ def test_train_notebook_trains_a_bundle_and_reports_offline(tmp_path):
         "out_dir": str(out), "phantoms_n": 2, "phantoms_seed": 3, "phantoms_shape": SHAPE,
         "phantoms_spacing": SPACING, "recipe": "tiny", "iterations": 2, "folds": 2})
     assert (out / "model.rstn").is_file() and (out / "axial" / "metrics.jsonl").is_file()
+    assert_no_warnings(executed)
+    nb = json.loads(executed.read_text())
+    # tqdm.auto drew ipywidgets bars (not text bars): their final state is saved with the notebook
+    state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    bars = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel"]
+    assert any(re.match(r"axial\W+S:\W+100%", b) for b in bars), bars
+    assert any(m["model_name"] == "FloatProgressModel" for m in state.values())
     html = export_html(executed)
     check_report(html, ["RSTN training", "Data", "Plan", "Training", "Loss curves"], min_images=1)
-    assert "axial S" in html  # the tqdm progress of stage S
+    assert "application/vnd.jupyter.widget-state+json" in html and "offline renderer" in html
+    assert html.count(BOKEH_FIGURE) >= 2  # the live chart (as displayed) and the final interactive one
+    assert "finished after" in html
 
 
 def test_inspect_notebook_shows_rounds_saliency_and_comparison(tmp_path, workspace):
@@ -90,9 +112,14 @@ def test_inspect_notebook_shows_rounds_saliency_and_comparison(tmp_path, workspa
         "bundle_path": str(workspace / "models" / "fold0.rstn"),
         "c2f_bundle_path": str(workspace / "models" / "c2f_fold0.rstn"),
         "phantom_seed": 5, "phantom_shape": SHAPE, "phantom_spacing": SPACING, "max_rounds": 2})
+    assert_no_warnings(executed)
+    stepper = [o for o in outputs(executed) if "App(" in str(o.get("data", {}).get("text/plain", ""))]
+    assert stepper and "application/vnd.holoviews_exec.v0+json" in stepper[0]["data"], "the app's stepper is not shown"
     html = export_html(executed)
-    check_report(html, ["RSTN inspection", "Bundle and case", "Rounds", "Saliency (Figure 5)", "Convergence",
-                        "Stage-wise C2F vs RSTN (Figure 2)"], min_images=4)
+    check_report(html, ["RSTN inspection", "Bundle and case", "Stepper", "Rounds", "Saliency (Figure 5)",
+                        "Convergence", "Stage-wise C2F vs RSTN (Figure 2)"], min_images=4)
+    assert "rounds-table" in html  # the stepper's round table (snapshot)
+    assert html.count(BOKEH_FIGURE) >= 1
     last = [c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"][-1]
     assert any("image/png" in o.get("data", {}) for o in last["outputs"]), "no C2F vs RSTN figure"
 
@@ -104,14 +131,20 @@ def test_evaluate_notebook_runs_crossval_and_reloads_results(tmp_path, workspace
         "out_dir": str(results)})
     saved = json.loads((results / "results.json").read_text())
     assert {c["method"] for c in saved["cases"]} == {"rstn", "c2f", "oracle"} and len(saved["cases"]) == 6
+    assert_no_warnings(executed)
     html = export_html(executed)
-    check_report(html, ["RSTN evaluation", "Results", "Tables", "Plots"], min_images=2)
+    check_report(html, ["RSTN evaluation", "Results", "Tables", "Plots", "RSTN vs C2F, case by case",
+                        "One case: per-round curves and slices"], min_images=2)
     assert "<table" in html  # the Markdown tables rendered
+    assert '"name":"HoverTool"' in html and "phantom_001" in html
+    # the case / method / round frames are embedded (widgets work without a kernel): 2 x 2 x 3 states
+    assert html.count(BOKEH_FIGURE) >= 4 and '"name":"panel.models.state.State"' in html
 
     reload_dir = tmp_path / "reload"
     reload_dir.mkdir()
     reloaded = run_notebook("evaluate", reload_dir, {"results_json": str(results / "results.json")})
-    check_report(export_html(reloaded), ["Tables", "Plots"], min_images=2)
+    assert_no_warnings(reloaded)
+    check_report(export_html(reloaded), ["Tables", "Plots", "One case: per-round curves and slices"], min_images=2)
 
 
 @pytest.mark.parametrize("name", ["train", "inspect", "evaluate"])
@@ -121,3 +154,6 @@ def test_committed_notebooks_are_clean_with_parameters_and_kernelspec(name):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", [])
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs not cleared"
+    source = "".join("".join(c["source"]) for c in code)
+    assert "IProgress" not in source and "filterwarnings" not in source  # nothing silenced
+    assert 'pn.extension(' in source and "inline=True" in source and 'hv.extension("bokeh", inline=True)' in source
