@@ -90,6 +90,26 @@ def test_unknown_config_keys_are_refused():
         ModelConfig.from_dict({"width": 1.0, "depth": 3})
 
 
+def _make_recipe(target: str) -> tuple[list[str], list[str]]:
+    """(prerequisites, recipe lines) of ``target`` in the Makefile."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return lines[start].split(":", 1)[1].split(), recipe
+
+
+def test_make_test_fast_skips_slow_tests_and_make_test_runs_every_marker():
+    _, fast = _make_recipe("test-fast")
+    assert any('-m "not ui and not slow"' in line for line in fast)
+    needs, _ = _make_recipe("test")
+    selections = [line for target in needs for line in _make_recipe(target)[1] if "pytest" in line]
+    assert sorted(selections) == sorted(['$(BIN)/python -m pytest -m "not ui"', "$(BIN)/python -m pytest -m ui"])
+
+
 def _imports(path: Path) -> set[str]:
     """Every module ``path`` imports, at any depth (function-level imports included)."""
     found = set()
