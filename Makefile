@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 5006
 LAB_PORT ?= 8888
 
-.PHONY: setup app lab test test-fast test-ui lint browser clean
+.PHONY: setup app lab test test-fast test-core test-ui lint browser clean
 
 setup: $(STAMP)
 
@@ -40,13 +40,18 @@ browser:
 lint: setup
 	$(BIN)/ruff check rstn_core app tests benchmarks
 
+# the quick loop while editing: no browser, no slow tests
 test-fast: setup
+	$(BIN)/python -m pytest -m "not ui and not slow"
+
+# every test but the browser ones (slow ones included)
+test-core: setup
 	$(BIN)/python -m pytest -m "not ui"
 
 test-ui: setup browser
 	$(BIN)/python -m pytest -m ui
 
-test: lint test-fast test-ui
+test: lint test-core test-ui
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -129,11 +129,16 @@ def test_affine_mismatch_names_both_affines(write_nifti):
         io.load_case(image, label)
 
 
-def test_small_affine_difference_is_tolerated(write_nifti):
+@pytest.mark.parametrize("offset", [1e-5, 0.5 * io.AFFINE_ATOL])
+def test_small_affine_difference_is_tolerated(write_nifti, offset):
     image = write_nifti("ct.nii.gz", ramp(), LPS)
     nudged = LPS.copy()
-    nudged[0, 3] += 1e-5
-    io.load_case(image, write_nifti("lab.nii.gz", np.ones(SHAPE, np.uint8), nudged))
+    nudged[0, 3] += offset
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[2:5, 3:7, 4:9] = 1  # 3 x 4 x 5 = 60 voxels
+    case = io.load_case(image, write_nifti("lab.nii.gz", labels, nudged))
+    assert case.label.shape == case.image.shape and int(case.label.sum()) == 60
+    assert np.array_equal(io.to_input_frame(case.label, case.image.orientation), labels.astype(bool))
 
 
 def test_absent_target_names_the_ids_present(write_nifti):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -87,3 +88,48 @@ def test_configs_round_trip_through_plain_dicts(config):
 def test_unknown_config_keys_are_refused():
     with pytest.raises(ValueError, match="unknown keys"):
         ModelConfig.from_dict({"width": 1.0, "depth": 3})
+
+
+def _make_recipe(target: str) -> tuple[list[str], list[str]]:
+    """(prerequisites, recipe lines) of ``target`` in the Makefile."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return lines[start].split(":", 1)[1].split(), recipe
+
+
+def test_make_test_fast_skips_slow_tests_and_make_test_runs_every_marker():
+    _, fast = _make_recipe("test-fast")
+    assert any('-m "not ui and not slow"' in line for line in fast)
+    needs, _ = _make_recipe("test")
+    selections = [line for target in needs for line in _make_recipe(target)[1] if "pytest" in line]
+    assert sorted(selections) == sorted(['$(BIN)/python -m pytest -m "not ui"', "$(BIN)/python -m pytest -m ui"])
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth (function-level imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize(
+    "files, forbidden",
+    [
+        ("rstn_core/inference/*.py", "rstn_core.evaluation"),  # inference sits below evaluation
+        ("rstn_core/models/fcn.py", "rstn_core.models.weights"),  # weights builds on fcn, not the reverse
+        ("rstn_core/**/*.py", "panel"),  # the library never imports the GUI
+    ],
+)
+def test_imports_point_down_the_layers(files, forbidden):
+    offenders = sorted(f"{p.relative_to(ROOT)}: {m}" for p in ROOT.glob(files) for m in _imports(p)
+                       if m == forbidden or m.startswith(forbidden + "."))
+    assert not offenders

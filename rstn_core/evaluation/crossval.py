@@ -24,13 +24,19 @@ from pathlib import Path
 
 from rstn_core.config import InferenceConfig
 from rstn_core.errors import CheckpointError, DataError, RstnError
+from rstn_core.inference.convergence import (
+    CONVERGENCE_THRESHOLDS,
+    StopReason,
+    first_round_reaching,
+    pad_curves,
+    replay_stop_rule,
+)
 from rstn_core.types import Case
 
 log = logging.getLogger(__name__)
 
 METHODS = ("rstn", "c2f", "oracle")
 BUNDLE_OF = {"rstn": "rstn", "oracle": "rstn", "c2f": "c2f"}  # evaluation method -> bundle method
-CONVERGENCE_THRESHOLDS = (0.95, 0.99)
 
 
 @dataclass(frozen=True)
@@ -53,20 +59,12 @@ class CaseResult:
     final_dsc: float
     rounds: int
     converged: bool
-    stopped: str
+    stopped: StopReason
     rounds_to: dict[str, int | None]
     seconds: float
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def first_round_reaching(inter: Sequence[float], threshold: float) -> int | None:
-    """1-based first round whose inter-round DSC >= threshold, or ``None``."""
-    for index, value in enumerate(inter):
-        if value >= threshold:
-            return index + 1
-    return None
 
 
 def evaluate_case(engine, case: Case, method: str, fold: int, stop_dsc: float = 0.99) -> CaseResult:
@@ -84,20 +82,11 @@ def evaluate_case(engine, case: Case, method: str, fold: int, stop_dsc: float = 
             inter.append(float(state.inter_round_dsc))
         seconds += state.seconds
         last = state
-    ended = last.stopped
-    while len(dscs) < max_rounds + 1:  # ended early: identical or empty masks stay so
-        dscs.append(dscs[-1])
-        inter.append(1.0 if ended == "converged" else (inter[-1] if inter else 1.0))
-    stop_round = first_round_reaching(inter, stop_dsc)
-    if dscs[0] == 0.0 and ended == "empty-coarse":
-        rounds, converged, stopped = 0, False, "empty-coarse"
-    elif stop_round is None:
-        rounds, converged, stopped = max_rounds, False, "max-rounds"
-    else:
-        rounds, converged, stopped = stop_round, True, "converged"
+    dscs, inter = pad_curves(dscs, inter, last.stopped, max_rounds)
+    rounds, stopped = replay_stop_rule(inter, last.stopped, dscs[0], stop_dsc, max_rounds)
     return CaseResult(
-        method=method, fold=fold, case_id=case.case_id, coarse_dsc=dscs[0], dsc_per_round=dscs,
-        inter_round_dsc=inter, final_dsc=dscs[rounds], rounds=rounds, converged=converged, stopped=stopped,
+        method=method, fold=fold, case_id=case.case_id, coarse_dsc=dscs[0], dsc_per_round=dscs, inter_round_dsc=inter,
+        final_dsc=dscs[rounds], rounds=rounds, converged=stopped == StopReason.CONVERGED, stopped=stopped,
         rounds_to={str(t): first_round_reaching(inter, t) for t in CONVERGENCE_THRESHOLDS}, seconds=seconds,
     )
 

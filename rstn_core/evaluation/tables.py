@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from rstn_core.atomic import atomic_write_text
-from rstn_core.evaluation.crossval import CONVERGENCE_THRESHOLDS, CaseResult
+from rstn_core.evaluation.crossval import CaseResult
 from rstn_core.evaluation.stats import describe, paired_comparison
+from rstn_core.inference.convergence import CONVERGENCE_THRESHOLDS
 
 ROUNDS_REPORTED = (1, 2, 3, 5, 10)
 COMPARISONS = (("rstn", "c2f"), ("oracle", "rstn"), ("oracle", "c2f"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rstn_core.inference.state import STOP_EMPTY_COARSE
+from rstn_core.inference.convergence import StopReason
 from rstn_core.types import Case
 
 #: a ratio of voxel sizes beyond which a model is unlikely to transfer (even after resampling)
@@ -53,7 +53,7 @@ def explain_empty(case: Case, state, engine) -> list[str]:
     if state is None or bool(np.any(state.mask)):
         return []
     peak = float(np.max(state.fused_prob)) if state.fused_prob.size else 0.0
-    if state.stopped == STOP_EMPTY_COARSE:
+    if state.stopped == StopReason.EMPTY_COARSE:
         out = [f"the model found nothing: the coarse stage is empty in every view (highest probability {peak:.2f}, "
                f"threshold {engine.config.threshold})"]
     else:

@@ -30,21 +30,15 @@ import torch
 
 from rstn_core.config import DataConfig, InferenceConfig
 from rstn_core.errors import DataError, RstnError
-from rstn_core.evaluation.metrics import dsc
 from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
+from rstn_core.inference.convergence import inter_round_dsc, stop_reason
 from rstn_core.inference.fusion import METHOD_FUSION, fuse_views, round_fusion
 from rstn_core.inference.postprocess import keep_large_components
 from rstn_core.inference.protocol import ViewModel
-from rstn_core.inference.state import (
-    STOP_CONVERGED,
-    STOP_EMPTY_COARSE,
-    STOP_EMPTY_MASK,
-    STOP_MAX_ROUNDS,
-    RoundState,
-    SaliencyView,
-)
+from rstn_core.inference.state import RoundState, SaliencyView
 from rstn_core.intensity import normalize_hu
+from rstn_core.metrics import dsc
 from rstn_core.precision import resolve_precision
 from rstn_core.resample import resample_case
 from rstn_core.types import ALL_VIEWS, BBox, Case, View
@@ -315,9 +309,10 @@ class RSTNEngine:
         fused, mask = fuse_views([probs[v] for v in self.views], fusion, cfg.threshold)
         if round_index >= 1 and cfg.postprocess:
             mask = keep_large_components(mask, cfg.min_component_fraction)
-        inter = None if previous is None else dsc(previous.mask, mask)
+        inter = inter_round_dsc(None if previous is None else previous.mask, mask)
         truth, grid = truth_dsc(case, mask)
-        stopped = self._stop_reason(round_index, mask, inter, case)
+        stopped = stop_reason(round_index, mask, inter, cfg.stop_dsc, cfg.max_rounds,
+                              crops_from_truth=self._crops_from_truth(case))
         state = RoundState(
             round=round_index,
             fused_prob=fused,
@@ -333,15 +328,6 @@ class RSTNEngine:
         log.debug("case %s round %d: %s", case.case_id, round_index, state.summary())
         return state
 
-    def _stop_reason(self, round_index: int, mask: np.ndarray, inter: float | None, case: Case) -> str | None:
-        if not mask.any():
-            # the oracle crops from the truth, so an empty prediction does not end it (the release's
-            # oracle_testing.py ran the fine stage whatever the coarse map held); an empty truth does
-            boxes_from_truth = self.config.oracle and case.label is not None and bool(np.any(case.label))
-            if not (boxes_from_truth and round_index < self.config.max_rounds):
-                return STOP_EMPTY_COARSE if round_index == 0 else STOP_EMPTY_MASK
-        if inter is not None and inter >= self.config.stop_dsc:
-            return STOP_CONVERGED
-        if round_index >= self.config.max_rounds:
-            return STOP_MAX_ROUNDS
-        return None
+    def _crops_from_truth(self, case: Case) -> bool:
+        """Whether the next round crops from a non-empty truth (oracle mode), so an empty mask does not stop it."""
+        return self.config.oracle and case.label is not None and bool(np.any(case.label))

@@ -12,13 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rstn_core.inference.convergence import StopReason
 from rstn_core.types import BBox, View
-
-# stop reasons (RoundState.stopped)
-STOP_CONVERGED = "converged"  # DSC(Z_{t-1}, Z_t) >= stop_dsc
-STOP_MAX_ROUNDS = "max-rounds"  # t == max_rounds
-STOP_EMPTY_COARSE = "empty-coarse"  # Z_0 is empty: nothing to refine
-STOP_EMPTY_MASK = "empty-mask"  # Z_t (t >= 1) is empty
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,8 +29,8 @@ class RoundState:
     ``inter_round_dsc``: DSC(Z_{t-1}, Z_t), ``None`` at round 0. ``dsc_vs_truth``: ``None`` if the
     label is unknown; ``dsc_grid`` says on which grid it was computed (``"input"``: the case's own grid,
     also for a case the engine resampled; ``"model"``: the model grid). ``seconds``: wall time of this
-    round. ``stopped``: ``None`` while the engine would continue, else a reason (``converged``,
-    ``max-rounds``, ``empty-coarse``, ``empty-mask``).
+    round. ``stopped``: ``None`` while the engine would continue, else a :class:`StopReason` (a ``str``:
+    ``converged``, ``max-rounds``, ``empty-coarse``, ``empty-mask``; the rule is in ``convergence.py``).
     """
 
     round: int
@@ -46,7 +41,7 @@ class RoundState:
     inter_round_dsc: float | None = None
     dsc_vs_truth: float | None = None
     seconds: float = 0.0
-    stopped: str | None = None
+    stopped: StopReason | None = None
     dsc_grid: str | None = None  # where dsc_vs_truth was computed: "input" (the case's own grid) or "model"
 
     @property
@@ -56,10 +51,6 @@ class RoundState:
     @property
     def voxels(self) -> int:
         return int(np.count_nonzero(self.mask))
-
-    def windows_run(self, view: View) -> int:
-        """Number of fine windows run for ``view`` in this round (0 at round 0)."""
-        return len(self.boxes.get(View.parse(view), {}))
 
     def summary(self) -> dict:
         """Plain-number record of this round (no arrays)."""

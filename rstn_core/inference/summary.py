@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rstn_core.inference.state import STOP_CONVERGED, STOP_EMPTY_COARSE, STOP_EMPTY_MASK, STOP_MAX_ROUNDS
+from rstn_core.inference.convergence import StopReason
 
 STOP_WORDS = {
-    STOP_CONVERGED: "converged: two successive masks agree (inter-round DSC at or above the threshold)",
-    STOP_MAX_ROUNDS: "stopped at the round limit",
-    STOP_EMPTY_COARSE: "the coarse stage found nothing, so there is nothing to refine",
-    STOP_EMPTY_MASK: "the mask became empty",
+    StopReason.CONVERGED: "converged: two successive masks agree (inter-round DSC at or above the threshold)",
+    StopReason.MAX_ROUNDS: "stopped at the round limit",
+    StopReason.EMPTY_COARSE: "the coarse stage found nothing, so there is nothing to refine",
+    StopReason.EMPTY_MASK: "the mask became empty",
 }
 
 

@@ -23,8 +23,6 @@ NUM_OUTPUTS = 3  # one map per input slice (j-1, j, j+1)
 
 # VGG16 configuration "D": channels per conv, "M" = 2x2 max-pool (ceil mode).
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-POOL3_INDEX = 16  # index in ``features`` of the module whose output is pool3 (norm "none")
-POOL4_INDEX = 23  # ... pool4
 NORMS = ("none", "group")
 FC_CHANNELS = 4096
 CROP_POOL4, CROP_POOL3, CROP_FINAL = 5, 9, 31  # Caffe FCN-8s offsets for conv1_1 padding 100
@@ -177,9 +175,3 @@ def build_fcn8s(config: ModelConfig) -> FCN8s:
     return FCN8s(width=config.width, dropout=config.dropout, input_downsample=config.input_downsample,
                  norm=config.norm, input_upsample=config.input_upsample)
 
-
-def load_vgg16_weights(model: FCN8s, path_or_url: str) -> FCN8s:
-    """Initialise ``model``'s trunk from ImageNet VGG16 weights; see :mod:`rstn_core.models.weights`."""
-    from rstn_core.models.weights import load_vgg16_weights as _load
-
-    return _load(model, path_or_url)

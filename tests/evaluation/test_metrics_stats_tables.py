@@ -20,6 +20,7 @@ from rstn_core.evaluation.crossval import CaseResult, evaluate_case, first_round
 from rstn_core.evaluation.metrics import dsc  # noqa: E402
 from rstn_core.evaluation.stats import describe, paired_comparison  # noqa: E402
 from rstn_core.evaluation.tables import summarize, to_markdown, write_results  # noqa: E402
+from rstn_core.inference.convergence import StopReason  # noqa: E402
 from rstn_core.inference.engine import RSTNEngine  # noqa: E402
 from rstn_core.types import ALL_VIEWS, Case, View  # noqa: E402
 
@@ -57,7 +58,7 @@ def engine(models, **config):
 def test_evaluate_case_oracle_stub_converges_at_round_one_and_pads_curves():
     models = {v: StubModel() for v in ALL_VIEWS}
     r = evaluate_case(engine(models, margin=2, max_rounds=5), organ_case(), "rstn", 0)
-    assert r.rounds == 1 and r.converged and r.stopped == "converged"
+    assert r.rounds == 1 and r.converged and r.stopped is StopReason.CONVERGED
     assert r.dsc_per_round == [1.0] * 6 and r.inter_round_dsc == [1.0] * 5
     assert r.rounds_to == {"0.95": 1, "0.99": 1} and r.final_dsc == 1.0
 
@@ -76,7 +77,7 @@ def test_evaluate_case_records_an_oscillation_as_not_converged():
     models = {View.AXIAL: StubModel(coarse=square, refine=lambda x: torch.where(x < 0.5, 10.0, -10.0),
                                     saliency=lambda p: p)}
     r = evaluate_case(engine(models, margin=2, max_rounds=3), Case("osc", make_volume(hu), label), "rstn", 1)
-    assert r.coarse_dsc == 1.0 and not r.converged and r.rounds == 3 and r.stopped == "max-rounds"
+    assert r.coarse_dsc == 1.0 and not r.converged and r.rounds == 3 and r.stopped is StopReason.MAX_ROUNDS
     assert len(r.dsc_per_round) == 4 and r.final_dsc == r.dsc_per_round[3]
     assert r.rounds_to == {"0.95": None, "0.99": None}
 

@@ -11,6 +11,7 @@ from rstn_core.config import DataConfig, InferenceConfig
 from rstn_core.errors import DataError, RstnError
 from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import group_by_box_size
+from rstn_core.inference.convergence import StopReason
 from rstn_core.inference.engine import RSTNEngine
 from rstn_core.types import ALL_VIEWS, Case, View
 from rstn_core.views import centers_touching, make_windows, to_view
@@ -32,7 +33,7 @@ def test_oracle_stub_converges_at_round_one():
     assert states[0].dsc_vs_truth == 1.0
     assert states[1].inter_round_dsc == 1.0
     assert states[1].dsc_vs_truth == 1.0
-    assert states[1].stopped == "converged"
+    assert states[1].stopped is StopReason.CONVERGED and states[1].stopped == "converged"
     assert states[1].fused_prob.dtype == np.float32 and states[1].fused_prob.shape == SHAPE
     assert all(p.dtype == np.float16 and p.shape == SHAPE for p in states[1].view_probs.values())
 
