@@ -10,6 +10,7 @@ from rstn_core.training.metrics_log import read_metrics
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~1-2 min on an idle 2-core machine; seen past 10 min while other jobs shared the cores
 def test_small_preset_drives_the_fine_loss_down(tmp_path):
     """S -> I -> J on an easy synthetic set (bright blobs in noise): the fine soft-DSC loss falls below 0.3.
 
