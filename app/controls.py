@@ -17,6 +17,17 @@ from . import backend
 from .state import SessionState
 
 
+class DataFolderPicker(pn.widgets.FileSelector):
+    """Panel's FileSelector, tolerant of a typed folder it refuses: Panel 1.9.4 then leaves its options as a
+    list and its own denylist filter fails with "'list' object has no attribute 'update'" (an error reply in
+    the browser console and the server log). The app already tells the user; the picker stays where it was."""
+
+    def _filter_denylist(self, event) -> None:
+        if not isinstance(self._selector.options, dict):
+            return
+        super()._filter_denylist(event)
+
+
 class KeyNav(pn.custom.JSComponent):
     """Keyboard slice navigation: ↑/↓, PageUp/PageDown or j/k anywhere on the page (not in text fields).
 
@@ -156,7 +167,7 @@ class DataPanel(pn.viewable.Viewer):
         self.load_upload = pn.widgets.Button(label="Load uploaded files", disabled=s.param.busy)
         self.load_upload.on_click(self._on_upload)
         root = str(self.root)
-        self.picker = pn.widgets.FileSelector(directory=root, root_directory=root, only_files=False,
+        self.picker = DataFolderPicker(directory=root, root_directory=root, only_files=False,
                                               width=600, label="Server data folder", css_classes=["file-picker"])
         self.picker.param.watch(self._on_selection, "value")
         typed = getattr(self.picker, "_directory", None)  # the picker's own path box

@@ -154,6 +154,17 @@ def _server_problems(log_path: Path) -> list[str]:
     return [r for r in records if LOG_PROBLEMS.search(r) and "WebSocketClosedError" not in r]
 
 
+def _settled_count(locator, quiet: float = 3.0, timeout: float = 60.0) -> int:
+    """The locator's count once it has not changed for ``quiet`` seconds."""
+    count, since, start = locator.count(), time.monotonic(), time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() - start < timeout:
+        time.sleep(0.25)
+        now = locator.count()
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
+
+
 def _settle(page, seconds: float = 1.5) -> None:
     time.sleep(seconds)  # let the last plot updates reach the browser before a screenshot
 
@@ -298,7 +309,7 @@ def test_step_after_a_stop_does_nothing(server, browser_context, console_problem
     step = page.get_by_role("button", name="Step", exact=True)
     expect(step).to_be_disabled(timeout=30_000)
     rows = page.locator("[data-testid=rounds-table] tbody tr")
-    n = rows.count()
+    n = _settled_count(rows)  # the status can arrive before the table's last row on a loaded machine
     step.click(force=True)
     time.sleep(2)
     expect(rows).to_have_count(n)
