@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rstn_core.atomic import atomic_write_text
 from rstn_core.evaluation.metrics import dsc
 from rstn_core.inference.engine import RSTNEngine
 from rstn_core.io import load_case
@@ -50,7 +51,7 @@ def run_bundle(path: Path, case, oracle: bool = False) -> dict:
             "voxels": int(mask_on_input(work, states[-1].mask).sum()), "truth_voxels": int(case.label.sum()),
             "stopped": states[-1].stopped, "rounds": states[-1].round,
             "seconds": round(time.perf_counter() - t0, 2),
-            "training": bundle.meta.get("training", {}).get("augment") is not None and "synthseg" or "none"}
+            "training": "synthseg" if bundle.meta.get("training", {}).get("augment") else "none"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.oracle and results[name]["method"] == "rstn":
             results[name + "-oracle"] = run_bundle(Path(path), case, oracle=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rstn_core.atomic import atomic_write_text
 from rstn_core.config import InferenceConfig
 from rstn_core.data.folds import fold_cases, kfold_split
 from rstn_core.data.layouts import discover_dataset
@@ -61,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         table[name] = {"bundle": path, **row}
         print(name, {k: round(v["mean"] * 100, 1) for k, v in row.items()})
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table, indent=2) + "\n")
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(table, indent=2) + "\n")
     return 0
 
 
