@@ -241,13 +241,16 @@ def _phantom_case(seed: int) -> Case:
     from rstn_core.data.phantom import generate_phantom
     from rstn_core.io import canonicalise
 
-    phantom = generate_phantom(seed)
+    # the anatomy version the built-in bundles were trained on (demo.json), so the demo case is a fair test
+    anatomy = int(_demo_record().get("rstn", {}).get("phantom_anatomy", 1))
+    phantom = generate_phantom(seed, anatomy=anatomy)
     data, affine, record = canonicalise(np.asarray(phantom.hu, dtype=np.float32), np.asarray(phantom.affine))
     labels, _, _ = canonicalise(np.asarray(phantom.labels), np.asarray(phantom.affine))
     volume = Volume(np.ascontiguousarray(data, dtype=np.float32), affine, record, f"phantom seed {seed}")
     labels = np.ascontiguousarray(labels)
     return Case(f"phantom-{seed}", volume, labels == PANCREAS_LABEL, labels,
-                {"source": f"rstn_core.data.phantom.generate_phantom({seed})", "target_labels": (PANCREAS_LABEL,)})
+                {"source": f"rstn_core.data.phantom.generate_phantom({seed}, anatomy={anatomy})",
+                 "target_labels": (PANCREAS_LABEL,)})
 
 
 _DEMO_LOCK = threading.Lock()

@@ -28,3 +28,18 @@ def test_rstn_phantoms_writes_dataset_and_refuses_overwrite(tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("x")
     assert main(["phantoms", "--out", str(tmp_path / "other"), "--n", "1"]) == 2
+
+
+def test_rstn_phantoms_field_of_view_and_anatomy_are_recorded(tmp_path, capsys):
+    out = tmp_path / "pelvis"
+    argv = ["phantoms", "--out", str(out), "--n", "1", "--spacing", "8", "8", "8"]
+    assert main([*argv, "--fov", "abdomen-pelvis"]) == 0
+    import json
+
+    record = json.loads((out / "phantom.json").read_text())
+    assert record["anatomy_version"] == 2 and record["fov"] == "abdomen-pelvis"
+    assert record["cases"][0]["fov"] == "abdomen-pelvis"
+    assert nib.load(out / "labels" / "phantom_000.nii.gz").shape[2] == 50  # 400 mm at 8 mm
+    assert main([*argv[:2], str(tmp_path / "v1"), *argv[3:], "--anatomy", "1", "--fov", "abdomen-pelvis"]) == 2
+    assert "--fov abdomen-pelvis needs --anatomy 2" in capsys.readouterr().err
+    assert not (tmp_path / "v1").exists()

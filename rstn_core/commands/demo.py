@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-stage iterations, e.g. S=500,I=250,J=250 or coarse=500,fine=500")
     parser.add_argument("--appearance", default="random",
                         help="phantom appearance: random (phases, fatty and atrophic glands; default) or a phase name")
+    parser.add_argument("--fov", choices=("random", "abdomen", "abdomen-pelvis"), default="random",
+                        help="phantom field of view: random (default; half of the cases reach the femoral heads), "
+                             "abdomen or abdomen-pelvis")
     parser.add_argument("--augment", choices=("none", "synthseg"), default="synthseg",
                         help="domain randomisation of the training windows (default synthseg)")
     parser.add_argument("--device", default="cpu")
@@ -53,7 +56,7 @@ def _iterations(text: str | None, method: str) -> dict[str, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from rstn_core.atomic import atomic_write_text
-    from rstn_core.data.phantom import write_phantom_dataset
+    from rstn_core.data.phantom import ANATOMY_VERSION, write_phantom_dataset
     from rstn_core.models.bundle import load_bundle, save_bundle
     from rstn_core.training.run import resolve_plan, train_dataset
 
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     check_demo_args(args, methods)  # before anything is written
     if not (phantoms / "manifest.csv").is_file():
-        write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists(), appearance=args.appearance)
+        write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists(), appearance=args.appearance,
+                              anatomy=ANATOMY_VERSION, fov=args.fov)
     for method in methods:
         plan = resolve_plan("cpu-small", method, iterations=_iterations(args.iterations, method),
                             augment=args.augment == "synthseg")
@@ -74,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         bundle = load_bundle(bundle_path)
         bundle.meta.update({"demo": True, "phantom_seed": args.seed, "phantom_n": args.n,
-                            "held_out": "fold 0 of 4 (phantom_000..)", "demo_case": "generate_phantom(0)"})
+                            "held_out": "fold 0 of 4 (phantom_000..)", "phantom_anatomy": ANATOMY_VERSION,
+                            "demo_case": f"generate_phantom(0, anatomy={ANATOMY_VERSION})"})
         out.mkdir(parents=True, exist_ok=True)
         save_bundle(bundle, out / f"{method}.rstn", half=True)
         for view_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
@@ -85,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     record_path = out / "demo.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     for method in methods:
-        record[method] = {"phantom_seed": args.seed, "phantom_n": args.n, "command": "rstn demo-train " + _argv(args)}
+        record[method] = {"phantom_seed": args.seed, "phantom_n": args.n, "phantom_anatomy": ANATOMY_VERSION,
+                          "command": "rstn demo-train " + _argv(args)}
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return 0
 
@@ -109,7 +115,7 @@ def check_demo_args(args: argparse.Namespace, methods: list[str]) -> None:
 
 def _argv(args: argparse.Namespace) -> str:
     parts = [f"--n {args.n}", f"--seed {args.seed}", f"--view {args.view}", f"--appearance {args.appearance}",
-             f"--augment {args.augment}"]
+             f"--fov {args.fov}", f"--augment {args.augment}"]
     if args.iterations:
         parts.append(f"--iterations {args.iterations}")
     return " ".join(parts)

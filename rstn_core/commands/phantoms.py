@@ -29,21 +29,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("random", "non-contrast", "arterial", "portal-venous", "delayed"),
                         help="contrast phase of every case, or 'random' (default): each case its own phase, "
                              "fatty infiltration and atrophy of the gland (docs/phantoms.md)")
+    parser.add_argument("--anatomy", type=int, default=2, choices=(1, 2),
+                        help="anatomy version: 2 (default) draws the gland's lie from dissection frequencies and "
+                             "has a pelvis; 1 is the set the demo bundles were trained on")
+    parser.add_argument("--fov", default="random", choices=("random", "abdomen", "abdomen-pelvis"),
+                        help="cranio-caudal field of view: abdomen (240 mm, dome to iliac crest), abdomen-pelvis "
+                             "(400 mm, to the femoral heads; anatomy 2) or random (default): each case its own")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     parser.add_argument("--preview", action="store_true", help="also write axial/coronal PNGs to OUT/preview/")
 
 
-def check_grid(shape, spacing) -> None:
+def check_grid(shape, spacing, fov: str = "abdomen") -> None:
     """Refuse a phantom grid above :data:`rstn_core.limits.MAX_PHANTOM_VOXELS` before generating it."""
-    from rstn_core.data.phantom import DEFAULT_FOV_MM
+    from rstn_core.data.phantom import DEFAULT_FOV_MM, FIELDS_OF_VIEW
     from rstn_core.errors import RstnError
     from rstn_core.limits import MAX_PHANTOM_VOXELS, check_voxels
 
     if any(not (s > 0) or s != s or s == float("inf") for s in spacing):
         raise RstnError(f"--spacing must be three positive finite mm values, got {list(spacing)}")
     if shape is None:
-        shape = [round(f / s) for f, s in zip(DEFAULT_FOV_MM, spacing)]
-        what = f"--spacing {' '.join(f'{s:g}' for s in spacing)} (default field of view {DEFAULT_FOV_MM} mm)"
+        extent = (*DEFAULT_FOV_MM[:2], max(FIELDS_OF_VIEW.values()) if fov == "random" else FIELDS_OF_VIEW[fov])
+        shape = [round(f / s) for f, s in zip(extent, spacing)]
+        what = f"--spacing {' '.join(f'{s:g}' for s in spacing)} (field of view {extent} mm)"
     else:
         what = f"--shape {' '.join(map(str, shape))}"
     check_voxels(shape, what, MAX_PHANTOM_VOXELS, hint="; use a larger --spacing or a smaller --shape")
@@ -77,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise RstnError(f"--n must be >= 1, got {args.n}")
-    check_grid(args.shape, args.spacing)
+    if args.anatomy < 2 and args.fov == "abdomen-pelvis":
+        raise RstnError("--fov abdomen-pelvis needs --anatomy 2 (version 1 has no pelvis)")
+    fov = "abdomen" if args.anatomy < 2 else args.fov
+    check_grid(args.shape, args.spacing, fov)
     out = Path(args.out)
     check_out(out, args.overwrite)
     check_writable(out)
@@ -96,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     with staged_folder(out, old_dataset) as staged:
         rows = write_phantom_dataset(staged, args.n, args.seed, fmt=args.format, spacing=tuple(args.spacing),
                                      shape=tuple(args.shape) if args.shape else None, overwrite=False,
-                                     progress=progress, appearance=args.appearance)
+                                     progress=progress, appearance=args.appearance,
+                                     anatomy=args.anatomy, fov=fov)
         if args.preview:
             from rstn_core.data.phantom_preview import write_previews
 

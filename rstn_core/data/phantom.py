@@ -23,6 +23,8 @@ from scipy import ndimage
 from rstn_core.atomic import atomic_write
 from rstn_core.data.phantom_anatomy import TISSUE_IDS, TISSUES, Canvas, Grid, paint_abdomen, smooth_noise
 from rstn_core.data.phantom_appearance import Appearance
+from rstn_core.data.phantom_pancreas import apply_lie
+from rstn_core.data.phantom_pelvis import sample_pelvis
 from rstn_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -34,13 +36,20 @@ PHANTOM_LABELS: dict[int, str] = {
     19: "duodenum", 20: "colon", 27: "vertebrae_L5", 28: "vertebrae_L4", 29: "vertebrae_L3",
     30: "vertebrae_L2", 31: "vertebrae_L1", 32: "vertebrae_T12", 33: "vertebrae_T11", 52: "aorta",
     63: "inferior_vena_cava", 64: "portal_vein_and_splenic_vein", 77: "hip_left", 78: "hip_right",
-    79: "spinal_cord", 86: "autochthon_left", 87: "autochthon_right", 88: "iliopsoas_left",
+    21: "urinary_bladder", 25: "sacrum", 75: "femur_left", 76: "femur_right", 79: "spinal_cord",
+    86: "autochthon_left", 87: "autochthon_right", 88: "iliopsoas_left",
     89: "iliopsoas_right", 98: "rib_left_7", 99: "rib_left_8", 100: "rib_left_9", 101: "rib_left_10",
     102: "rib_left_11", 103: "rib_left_12", 110: "rib_right_7", 111: "rib_right_8", 112: "rib_right_9",
     113: "rib_right_10", 114: "rib_right_11", 115: "rib_right_12", 117: "costal_cartilages",
 }
 PANCREAS_ID = 7
 DEFAULT_FOV_MM = (384.0, 336.0, 240.0)  # (R, A, S) extent of the default grid
+#: field of view -> cranio-caudal extent (mm) from just above the liver dome down
+FIELDS_OF_VIEW: dict[str, float] = {"abdomen": 240.0, "abdomen-pelvis": 400.0}
+#: 1: the oblique gland of every phantom and no pelvis (the demo bundles were trained on it);
+#: 2: the gland's lie drawn from dissection frequencies (phantom_pancreas) and the pelvis (phantom_pelvis)
+ANATOMY_VERSIONS = (1, 2)
+ANATOMY_VERSION = 2
 ENHANCED = ("liver", "hepatic_vessel", "spleen", "kidney_cortex", "kidney_medulla", "aorta", "ivc",
             "portal", "artery", "pancreas", "bowel_wall")
 
@@ -174,8 +183,35 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
     return p
 
 
-def _default_shape(spacing: tuple[float, float, float]) -> tuple[int, int, int]:
-    return tuple(int(round(f / s)) for f, s in zip(DEFAULT_FOV_MM, spacing))  # type: ignore[return-value]
+def _default_shape(spacing: tuple[float, float, float], fov: str = "abdomen") -> tuple[int, int, int]:
+    extent = (*DEFAULT_FOV_MM[:2], FIELDS_OF_VIEW[fov])
+    return tuple(int(round(f / s)) for f, s in zip(extent, spacing))  # type: ignore[return-value]
+
+
+def _parse_fov(fov: str | None, seed: int) -> str:
+    """``None`` -> abdomen; ``"random"`` -> drawn from the seed (own stream, even odds); else a known name."""
+    if fov is None:
+        return "abdomen"
+    if fov == "random":
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 13]))
+        return "abdomen-pelvis" if rng.uniform() < 0.5 else "abdomen"
+    if fov not in FIELDS_OF_VIEW:
+        raise DataError(f"phantom field of view must be one of {sorted(FIELDS_OF_VIEW)} or 'random', got {fov!r}")
+    return fov
+
+
+def _anatomy(seed: int, version: int) -> tuple[dict, np.random.Generator]:
+    """The sampled anatomy of ``seed``: version 1's draws, then version 2's lie and pelvis from own streams."""
+    if version not in ANATOMY_VERSIONS:
+        raise DataError(f"phantom anatomy version must be one of {ANATOMY_VERSIONS}, got {version!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 7]))
+    p = sample_anatomy(rng)
+    p["anatomy_version"] = int(version)
+    if version >= 2:
+        extra = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 11]))
+        apply_lie(p, extra, cz=float(p["portal_path"][0][2]))
+        sample_pelvis(p, extra)
+    return p, rng
 
 
 def render_hu(canvas: Canvas, p: dict, rng: np.random.Generator, appearance: Appearance | None = None) -> np.ndarray:
@@ -204,12 +240,17 @@ def render_hu(canvas: Canvas, p: dict, rng: np.random.Generator, appearance: App
 
 def generate_phantom(seed: int, shape: tuple[int, int, int] | None = None,
                      spacing: tuple[float, float, float] = (3.0, 3.0, 3.0),
-                     appearance: Appearance | str | None = None) -> Phantom:
+                     appearance: Appearance | str | None = None, anatomy: int = ANATOMY_VERSION,
+                     fov: str | None = None) -> Phantom:
     """Generate one seeded abdominal CT phantom.
 
     ``seed``: any int; the same seed, shape and spacing give identical arrays.
-    ``shape``: (X, Y, Z) voxels along (R, A, S); default covers ~384 x 336 x 240 mm
-    (128 x 112 x 80 at 3 mm), from the liver dome to the iliac crest.
+    ``shape``: (X, Y, Z) voxels along (R, A, S); default: the ``fov``'s extent, 384 x 336 mm in plane and
+    240 mm from the liver dome to the iliac crest (``"abdomen"``, 128 x 112 x 80 at 3 mm) or 400 mm down to
+    the femoral heads (``"abdomen-pelvis"``, needs ``anatomy`` 2); ``"random"``: drawn from the seed.
+    ``anatomy``: version of the anatomy (:data:`ANATOMY_VERSIONS`; 1 = the phantoms the demo bundles were
+    trained on). Version 2 keeps every organ of version 1 for the same seed, draws the gland's lie from
+    dissection frequencies and adds the pelvis.
     ``spacing``: (3,) mm along (R, A, S).
     ``appearance``: contrast phase, fatty infiltration and atrophy of the gland
     (:class:`~rstn_core.data.phantom_appearance.Appearance`; ``None`` = portal venous, no fat; ``"random"``
@@ -219,14 +260,18 @@ def generate_phantom(seed: int, shape: tuple[int, int, int] | None = None,
     spacing = tuple(float(s) for s in spacing)  # type: ignore[assignment]
     if len(spacing) != 3 or min(spacing) <= 0:
         raise DataError(f"phantom spacing must be three positive mm values, got {spacing}")
-    shape = _default_shape(spacing) if shape is None else tuple(int(s) for s in shape)  # type: ignore[assignment]
+    fov = _parse_fov(fov, seed)
+    if fov != "abdomen" and anatomy < 2:
+        raise DataError(f"phantom field of view {fov!r} needs anatomy version 2 (version {anatomy} has no pelvis)")
+    shape = _default_shape(spacing, fov) if shape is None else tuple(int(s) for s in shape)  # type: ignore[assignment]
     if len(shape) != 3 or min(shape) < 16:
         raise DataError(f"phantom shape must be three sizes >= 16, got {shape}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 7]))
-    p = sample_anatomy(rng)
+    p, rng = _anatomy(seed, anatomy)
     look = Appearance.parse(appearance, seed)
-    if look.atrophy != 1.0:
+    if look.atrophy != 1.0 and anatomy == 1:
         p["pancreas_r"] = [r * look.atrophy for r in p["pancreas_r"]]
+    elif look.atrophy != 1.0:  # applied after the 1.5 %-of-a-slice cap, so that it always shows
+        p["pancreas_atrophy"] = look.atrophy
     grid = Grid(shape, spacing, z_top=p["z_dome"] + 8.0, rng=rng, warp_mm=p["warp_mm"])  # type: ignore[arg-type]
     canvas = Canvas(grid)
     paint_abdomen(canvas, p, rng)
@@ -239,7 +284,8 @@ def generate_phantom(seed: int, shape: tuple[int, int, int] | None = None,
                         "use more slices or a larger spacing")
     affine = np.diag([spacing[0], spacing[1], spacing[2], 1.0])
     affine[:3, 3] = [float(grid.x[0]), float(grid.y[0]), float(grid.z[0])]
-    meta = {"seed": int(seed), "shape": list(shape), "spacing": list(spacing), "anatomy": p,
+    meta = {"seed": int(seed), "shape": list(shape), "spacing": list(spacing), "anatomy": p, "fov": fov,
+            "anatomy_version": int(anatomy),
             "appearance": look.to_dict(), "pancreas_voxels": int((labels == PANCREAS_ID).sum())}
     return Phantom(hu=hu, labels=labels, affine=affine, meta=meta)
 
@@ -289,7 +335,8 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
                           shape: tuple[int, int, int] | None = None,
                           spacing: tuple[float, float, float] = (3.0, 3.0, 3.0),
                           overwrite: bool = False, progress=None,
-                          appearance: Appearance | str | None = None) -> list[dict]:
+                          appearance: Appearance | str | None = None, anatomy: int = ANATOMY_VERSION,
+                          fov: str | None = None) -> list[dict]:
     """Write ``n`` phantoms in the generic manifest layout.
 
     ``out/images/<case_id>.nii.gz`` (or ``out/images/<case_id>/`` DICOM series for ``fmt="dicom"``),
@@ -299,7 +346,7 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
     ``out/phantom.json`` (seeds and parameters).
     Case ``i`` is ``phantom_{i:03d}`` drawn with :func:`case_seed` ``(seed, i)``. Every file is written
     atomically. ``progress``: optional callable wrapping the case iterator (e.g. ``tqdm``).
-    ``appearance``: as in :func:`generate_phantom` (``"random"``: each case its own phase and gland).
+    ``appearance``, ``anatomy``, ``fov``: as in :func:`generate_phantom` (``"random"``: each case its own).
     Returns the manifest rows.
     """
     if n < 1:
@@ -313,7 +360,8 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
     indices = range(n) if progress is None else progress(range(n))
     for i in indices:
         case_id = f"phantom_{i:03d}"
-        ph = generate_phantom(case_seed(seed, i), shape=shape, spacing=spacing, appearance=appearance)
+        ph = generate_phantom(case_seed(seed, i), shape=shape, spacing=spacing, appearance=appearance,
+                              anatomy=anatomy, fov=fov)
         label_rel = f"labels/{case_id}.nii.gz"
         _save_nifti(ph.labels, ph.affine, out / label_rel)
         if fmt == "nifti":
@@ -347,7 +395,8 @@ def write_phantom_dataset(out_dir: str | os.PathLike, n: int, seed: int, fmt: st
     _atomic_bytes(out / MARKER, write_json({"generator": "rstn_core.data.phantom", "seed": int(seed), "n": n,
                                             "format": fmt, "target_labels": [PANCREAS_ID],
                                             "appearance": appearance if isinstance(appearance, str | None)
-                                            else appearance.to_dict(), "cases": cases_meta}))
+                                            else appearance.to_dict(), "anatomy_version": int(anatomy),
+                                            "fov": fov or "abdomen", "cases": cases_meta}))
     return rows
 
 

@@ -271,18 +271,21 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     vert_ids = {-4: 27, -3: 28, -2: 29, -1: 30, 0: 31, 1: 32, 2: 33}  # L5 .. T11
     lut = np.array([vert_ids.get(v, 0) for v in range(-10, 11)], dtype=np.uint8)
     vert_label = lut[np.clip(level, -10, 10).astype(np.int64) + 10]
-    core = vb_q < 1.0
+    pelvis = "z_sacrum" in p  # anatomy version 2: the lumbar column ends on the sacrum
+    above_sacrum = uz > p["z_sacrum"] if pelvis else True
+    core = (vb_q < 1.0) & above_sacrum
     cv.paint(full, core & ~in_body, "disc")
     ring = ((wx / 14) ** 2 + ((wy - canal_y) / 13) ** 2) < 1.0
     post = (((np.abs(wx) < 3.0) & (wy < canal_y) & (wy > canal_y - 34))  # spinous
             | ((np.abs(wx) < 27) & (np.abs(wy - canal_y) < 2.5) & (zin < pitch * 0.12))  # transverse
             | (ring & ~(((wx / 11) ** 2 + ((wy - canal_y) / 10) ** 2) < 1.0)))  # pedicles/lamina ring
+    post &= above_sacrum
     bone = (core | post) & in_body | post & (zin < pitch * 0.42)
     cv.paint(full, bone, "bone_cortex")
     labels_bone = bone.copy()
     cv.paint(full, core & in_body & (vb_q < 1.0 - 1.8 / vb_rx) & (zin < (pitch - p["disc_mm"]) / 2 - 1.5),
              "bone_cancellous", None)
-    canal = ((wx / 9.5) ** 2 + ((wy - canal_y) / 8.0) ** 2) < 1.0
+    canal = (((wx / 9.5) ** 2 + ((wy - canal_y) / 8.0) ** 2) < 1.0) & (uz > p["z_sacrum"] - 30 if pelvis else True)
     cv.paint(full, canal, "csf", 0)
     cv.paint(full, canal & (((wx / 5) ** 2 + ((wy - canal_y) / 4.5) ** 2) < 1) & (wz > z_l1 - pitch * 0.6),
              "cord", 79)
@@ -295,9 +298,13 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     _paint_sided(cv, full, para & ~bone & ~canal, "muscle", wx, 86, 87, into=("muscle", "fat_vis"))
     below = np.clip(z_l1 + 20 - wz, 0, None)
     ps_r = 5.0 + 0.14 * below * p["muscle_scale"]
+    if pelvis:  # the psoas stops growing where it joins the iliacus
+        ps_r = np.minimum(ps_r, 24.0 * p["muscle_scale"])
     psoas = ((np.abs(wx) - (vb_rx + ps_r * 0.8)) ** 2 + ((wy - vb_y + 2) / 1.1) ** 2 < ps_r**2) & (below > 0)
     _paint_sided(cv, full, psoas & cavity, "muscle", wx, 88, 89, into=("fat_vis",))
     ql = (((np.abs(wx) - (vb_rx + 2 * ps_r + 14)) / 16) ** 2 + ((wy - (canal_y - 5)) / 9) ** 2 < 1) & (below > 0)
+    if pelvis:  # quadratus lumborum ends on the iliac crest
+        ql &= wz > p["z_crest"] - 10
     cv.paint(full, ql & cavity, "muscle", 0, into=("fat_vis",))
 
     # --- ribs 7..12 and costal cartilage ----------------------------------------------------
@@ -314,11 +321,18 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
             cart = rib_track & (np.abs(wz - z_here) < 5.0) & (aphi >= end) & (aphi < end + 0.35)
             cv.paint(full, cart, "cartilage", 117, into=("muscle", "fat_sub", "fat_vis"))
 
-    # --- iliac crests at the bottom ---------------------------------------------------------
-    z_crest = p["z_crest"]
-    ilium = cavity & (wz < z_crest - 0.002 * (np.abs(wx) - 90) ** 2) & (np.abs(np.abs(wx) - 95) < 10) \
-        & (wy < vb_y + 25) & (wy > vb_y - 30)
-    _paint_sided(cv, full, ilium, "bone_cortex", wx, 77, 78)
+    # --- the pelvis (version 2), or only the iliac crests at the bottom (version 1) ---------------
+    if pelvis:
+        from rstn_core.data.phantom_pelvis import paint_hips, paint_pelvic_bones, paint_pelvic_organs
+
+        paint_pelvic_bones(cv, p, body & (depth > fat_t))
+        paint_hips(cv, p)
+        paint_pelvic_organs(cv, p)
+    else:
+        z_crest = p["z_crest"]
+        ilium = cavity & (wz < z_crest - 0.002 * (np.abs(wx) - 90) ** 2) & (np.abs(np.abs(wx) - 95) < 10) \
+            & (wy < vb_y + 25) & (wy > vb_y - 30)
+        _paint_sided(cv, full, ilium, "bone_cortex", wx, 77, 78)
 
     # --- lungs above the diaphragm (posterior recesses go deep) --------------------------------
     dome = p["z_dome"]
@@ -428,6 +442,9 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
         if per_slice.max() < p["pancreas_max_fraction"]:
             break
         radii = radii * 0.92
+    if p.get("pancreas_atrophy", 1.0) != 1.0:  # version 2: an atrophic gland is smaller than the capped normal one
+        pa_sl, pa = _pancreas_mask(cv, p["pancreas_path"], radii * p["pancreas_atrophy"], n_lob,
+                                   p["pancreas_lobulation"])
     if pa_sl is not None:
         pa &= np.isin(cv.labels[pa_sl], (0, 5, 18, 20)) & np.isin(
             cv.tissue[pa_sl], [TISSUE_IDS[t] for t in ("fat_vis", "liver", "hepatic_vessel", "bowel_wall", "fluid",

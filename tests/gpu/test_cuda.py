@@ -35,7 +35,7 @@ HELD_OUT_SEED = 2968811710
 
 
 def phantom_case(seed: int = HELD_OUT_SEED) -> Case:
-    p = generate_phantom(seed)
+    p = generate_phantom(seed, anatomy=1)  # the anatomy the demo bundles were trained on
     ornt = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
     volume = Volume(p.hu.astype(np.float32), p.affine, Orientation(p.affine, tuple(p.hu.shape), ornt), "phantom")
     return Case(f"phantom-{seed}", volume, p.labels == 7)
