@@ -238,11 +238,10 @@ def describe_engine(choice: ModelChoice, engine: Any) -> str:
 
 
 def _phantom_case(seed: int) -> Case:
+    from rstn_core.data.phantom import DEMO_ANATOMY as anatomy  # what the built-in bundles were trained on
     from rstn_core.data.phantom import generate_phantom
     from rstn_core.io import canonicalise
 
-    # the anatomy version the built-in bundles were trained on (demo.json), so the demo case is a fair test
-    anatomy = int(_demo_record().get("rstn", {}).get("phantom_anatomy", 1))
     phantom = generate_phantom(seed, anatomy=anatomy)
     data, affine, record = canonicalise(np.asarray(phantom.hu, dtype=np.float32), np.asarray(phantom.affine))
     labels, _, _ = canonicalise(np.asarray(phantom.labels), np.asarray(phantom.affine))

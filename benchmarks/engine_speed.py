@@ -86,9 +86,9 @@ def synthetic_case(shape: tuple[int, int, int], seed: int = 0) -> Case:
 
 
 def phantom_case(seed: int = 0) -> Case:
-    from rstn_core.data.phantom import PANCREAS_ID, generate_phantom
+    from rstn_core.data.phantom import DEMO_ANATOMY, PANCREAS_ID, generate_phantom
 
-    ph = generate_phantom(seed)
+    ph = generate_phantom(seed, anatomy=DEMO_ANATOMY)  # the demo model's own kind
     hu = np.minimum(ph.hu.astype(np.float32), 200.0)  # only the pancreas is brighter than the rule
     hu[ph.labels == PANCREAS_ID] = ORGAN_HU
     shape = hu.shape

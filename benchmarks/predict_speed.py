@@ -31,9 +31,9 @@ def make_ct(path: Path, source: Path | None) -> None:
     """Write a SHAPE int16 CT at SPACING mm to ``path``: the phantom (or ``source``) resampled physically (same
     mm scale, centred, air outside its field of view), so the anatomy keeps its size."""
     if source is None:
-        from rstn_core.data.phantom import generate_phantom
+        from rstn_core.data.phantom import DEMO_ANATOMY, generate_phantom
 
-        phantom = generate_phantom(0)  # portal venous, 3 mm: the demo model finds it, all rounds run
+        phantom = generate_phantom(0, anatomy=DEMO_ANATOMY)  # portal venous, 3 mm: the demo model finds it
         hu, spacing = phantom.hu.astype(np.float32), (3.0, 3.0, 3.0)
     else:
         img = nib.as_closest_canonical(nib.load(source))

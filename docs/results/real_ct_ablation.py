@@ -27,18 +27,28 @@ from rstn_core.types import View
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalseg_example"
 
 
-def held_out(root: Path) -> list:
+def held_out(root: Path) -> list:  # the set is named by its folder: pass distinct folder names
     """The fold-0 test cases of a phantom set (never seen by fold-0 training)."""
     dataset = discover_dataset(root)
     _, test_ids = fold_cases(dataset.case_ids, kfold_split(dataset.case_ids, 4), 0)
     return [load_case(dataset.get(c).image, dataset.get(c).label, (7,), case_id=c) for c in test_ids]
 
 
-def axial_coarse_dsc(bundle_path: Path, cases: list) -> list[float]:
+def axial_coarse_scores(bundle_path: Path, cases: list) -> list[dict]:
+    """Per case: DSC of the axial coarse mask, and the axial probability inside the true gland (mean and 99th
+    percentile) and anywhere (max): whether a net responds to the gland at all, even below threshold."""
     bundle = load_bundle(bundle_path)
     engine = RSTNEngine({View.AXIAL: bundle.models[View.AXIAL]}, bundle.data_config, InferenceConfig(max_rounds=0),
                         spacing=bundle.data_config.spacing)
-    return [float(engine.start(engine.prepare(c)).dsc_vs_truth) for c in cases]
+    out = []
+    for c in cases:
+        prepared = engine.prepare(c)
+        state = engine.start(prepared)
+        prob = np.asarray(state.view_probs[View.AXIAL], dtype=np.float32)
+        gland = np.asarray(prepared.label, dtype=bool)
+        out.append({"dsc": float(state.dsc_vs_truth), "gland_mean_p": float(prob[gland].mean()),
+                    "gland_p99": float(np.percentile(prob[gland], 99)), "max_p": float(prob.max())})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         name, _, path = item.partition("=")
         row = {}
         for set_name, cases in sets.items():
-            scores = axial_coarse_dsc(Path(path), cases)
-            row[set_name] = {"mean": float(np.mean(scores)), "per_case": dict(zip([c.case_id for c in cases], scores))}
+            scores = axial_coarse_scores(Path(path), cases)
+            row[set_name] = {"mean": float(np.mean([s["dsc"] for s in scores])),
+                             "gland_mean_p": float(np.mean([s["gland_mean_p"] for s in scores])),
+                             "per_case": dict(zip([c.case_id for c in cases], scores))}
         table[name] = {"bundle": path, **row}
-        print(name, {k: round(v["mean"] * 100, 1) for k, v in row.items()})
+        print(name, {k: (round(v["mean"] * 100, 1), round(v["gland_mean_p"], 3)) for k, v in row.items()})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(table, indent=2) + "\n")
     return 0

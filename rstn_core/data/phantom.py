@@ -50,6 +50,9 @@ FIELDS_OF_VIEW: dict[str, float] = {"abdomen": 240.0, "abdomen-pelvis": 400.0}
 #: 2: the gland's lie drawn from dissection frequencies (phantom_pancreas) and the pelvis (phantom_pelvis)
 ANATOMY_VERSIONS = (1, 2)
 ANATOMY_VERSION = 2
+#: the anatomy the committed demo bundles were trained on (also in rstn_core/demo/demo.json): the app's demo
+#: case, the notebooks' and benchmarks' demo phantoms use it, so that the built-in model meets its own kind
+DEMO_ANATOMY = 1
 ENHANCED = ("liver", "hepatic_vessel", "spleen", "kidney_cortex", "kidney_medulla", "aorta", "ivc",
             "portal", "artery", "pancreas", "bowel_wall")
 
