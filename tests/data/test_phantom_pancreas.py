@@ -77,3 +77,20 @@ def test_version_2_keeps_every_other_organ_of_the_seed(pairs):
         left_a, left_b = a.labels == 3, b.labels == 3  # the moved splenic vein may graze the left kidney
         assert 2 * (left_a & left_b).sum() / (left_a.sum() + left_b.sum()) > 0.97
         assert b.meta["anatomy"]["pancreas_lie"] in LIE_FREQUENCIES
+
+
+def test_gland_thickness_is_within_published_limits_and_the_head_is_thickest(pairs):
+    """Largest inscribed diameter per third (orientation-free): within the published upper limits (head ~30 mm,
+    body ~25, tail ~20-25) and resolvable at 3 mm; the head is the thickest part."""
+    from scipy import ndimage
+
+    heads, others = [], []
+    for _, b in pairs.values():
+        gland = b.labels == 7
+        depth = ndimage.distance_transform_edt(gland, sampling=SPACING)
+        xs = np.nonzero(gland.any(axis=(1, 2)))[0]
+        tail, body, head = (2 * depth[part].max() for part in np.array_split(np.arange(xs.min(), xs.max() + 1), 3))
+        assert 10.0 <= head <= 32.0 and 5.0 <= body <= 26.0 and 5.0 <= tail <= 26.0, (head, body, tail)
+        heads.append(head)
+        others.append(max(body, tail))
+    assert np.mean(heads) > np.mean(others)
