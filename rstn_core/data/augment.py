@@ -28,6 +28,8 @@ class AugmentConfig:
     ``class_shift``: per-organ intensity offset drawn from U(-class_shift, class_shift) for every label id
     in the window (unlabelled tissue 0 gets a third of it): the organ contrasts of an unknown phase.
     ``bias``: amplitude of a smooth multiplicative gain field. ``noise``: max std of added white noise.
+    ``resolution``: the in-plane resolution is lowered by a factor drawn from U(1, 1 + resolution) (linear
+    down-sampling and back to the window's size), as for a coarser scanner grid or thicker reformats.
     """
 
     p_class: float = 0.8
@@ -40,13 +42,15 @@ class AugmentConfig:
     blur_sigma: float = 1.0
     p_noise: float = 0.5
     noise: float = 0.03
+    p_resolution: float = 0.3
+    resolution: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("p_class", "p_gamma", "p_bias", "p_blur", "p_noise"):
+        for name in ("p_class", "p_gamma", "p_bias", "p_blur", "p_noise", "p_resolution"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise DataError(f"AugmentConfig.{name} must be a probability in [0, 1], got {value}")
-        for name in ("class_shift", "gamma_log", "bias", "blur_sigma", "noise"):
+        for name in ("class_shift", "gamma_log", "bias", "blur_sigma", "noise", "resolution"):
             value = getattr(self, name)
             if not 0.0 <= value <= 3.0:
                 raise DataError(f"AugmentConfig.{name} must be in [0, 3], got {value}")
@@ -59,7 +63,7 @@ class AugmentConfig:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise DataError(f"AugmentConfig: unknown keys {unknown}")
-        return cls(**data)
+        return cls(**{"p_resolution": 0.0, **data})  # recorded before the resolution switch existed: it was off
 
 
 def randomise_window(image: np.ndarray, label_map: np.ndarray, config: AugmentConfig,
@@ -67,7 +71,7 @@ def randomise_window(image: np.ndarray, label_map: np.ndarray, config: AugmentCo
     """(3, H, W) float32 in [0, 1] + (3, H, W) int label map -> a randomised (3, H, W) float32 in [0, 1].
 
     Order: per-class shift (before any blur, so organ borders stay sharp in the label frame), gamma, gain
-    field, in-plane blur, noise; then clip to [0, 1]. ``image`` is not modified.
+    field, in-plane blur, resolution, noise; then clip to [0, 1]. ``image`` is not modified.
     """
     out = np.array(image, dtype=np.float32, copy=True)
     if image.shape != label_map.shape:
@@ -85,9 +89,20 @@ def randomise_window(image: np.ndarray, label_map: np.ndarray, config: AugmentCo
     if rng.random() < config.p_blur and config.blur_sigma > 0:
         sigma = float(rng.uniform(0.0, config.blur_sigma))
         out = ndimage.gaussian_filter(out, sigma=(0.0, sigma, sigma), mode="nearest")
+    if rng.random() < config.p_resolution and config.resolution > 0:
+        out = lower_resolution(out, float(rng.uniform(1.0, 1.0 + config.resolution)))
     if rng.random() < config.p_noise and config.noise > 0:
         out += rng.normal(0.0, rng.uniform(0.0, config.noise), size=out.shape).astype(np.float32)
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def lower_resolution(image: np.ndarray, factor: float) -> np.ndarray:
+    """(C, H, W) float32 -> the same shape, sampled in-plane ``factor`` (>= 1) times coarser, then linearly back."""
+    c, h, w = image.shape
+    small = ndimage.zoom(image, (1.0, 1.0 / factor, 1.0 / factor), order=1, mode="nearest", grid_mode=True)
+    back = ndimage.zoom(small, (1.0, h / small.shape[1], w / small.shape[2]), order=1, mode="nearest",
+                        grid_mode=True)
+    return np.ascontiguousarray(back[:, :h, :w], dtype=np.float32)
 
 
 def gain_field(shape: tuple[int, int], amplitude: float, rng: np.random.Generator) -> np.ndarray:

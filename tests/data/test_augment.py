@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rstn_core.data.augment import AugmentConfig, RandomisedWindows, gain_field, randomise_window
+from rstn_core.data.augment import AugmentConfig, RandomisedWindows, gain_field, lower_resolution, randomise_window
 from rstn_core.data.sampler import TrainingWindows
 from rstn_core.errors import DataError
 from rstn_core.types import Case, Orientation, Volume
 
-OFF = AugmentConfig(p_class=0, p_gamma=0, p_bias=0, p_blur=0, p_noise=0)
+OFF = AugmentConfig(p_class=0, p_gamma=0, p_bias=0, p_blur=0, p_noise=0, p_resolution=0)
 
 
 def window(seed=0):
@@ -31,7 +31,7 @@ def test_all_switches_off_is_the_identity():
 
 def test_class_shift_moves_each_organ_by_its_own_offset():
     image, labels = window()
-    cfg = AugmentConfig(p_class=1.0, class_shift=0.2, p_gamma=0, p_bias=0, p_blur=0, p_noise=0)
+    cfg = AugmentConfig(p_class=1.0, class_shift=0.2, p_gamma=0, p_bias=0, p_blur=0, p_noise=0, p_resolution=0)
     out = randomise_window(image, labels, cfg, np.random.default_rng(3))
     shift = {k: float(np.mean(out[labels == k] - image[labels == k])) for k in (0, 5, 7)}
     # within each class the shift is one constant (texture kept), organs differ from each other
@@ -78,10 +78,30 @@ def test_randomised_training_windows_keep_labels_and_use_the_label_map():
     with pytest.raises(DataError, match="keep_label_maps"):
         RandomisedWindows(plain, AugmentConfig())
     windows = TrainingWindows([case], "axial", keep_label_maps=True)
-    randomised = RandomisedWindows(windows, AugmentConfig(p_class=1, p_gamma=0, p_bias=0, p_blur=0, p_noise=0))
+    randomised = RandomisedWindows(windows, AugmentConfig(p_class=1, p_gamma=0, p_bias=0, p_blur=0, p_noise=0,
+                                                                 p_resolution=0))
     assert len(randomised) == len(windows) and randomised.case_ids == ["c"]
     image, label = randomised[0]
     plain_image, plain_label = windows[0]
     assert np.array_equal(label, plain_label)
     assert not np.allclose(image, plain_image)
     assert windows.label_map_window(0).shape == image.shape
+
+
+def test_lower_resolution_keeps_the_shape_and_removes_fine_detail():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (3, 40, 44)).astype(np.float32)  # pixel-scale detail only
+    out = lower_resolution(image, 2.0)
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert np.abs(np.diff(out, axis=2)).mean() < 0.6 * np.abs(np.diff(image, axis=2)).mean()
+    flat = np.full((3, 40, 44), 0.4, dtype=np.float32)
+    np.testing.assert_allclose(lower_resolution(flat, 1.7), flat, atol=1e-6)
+    cfg = AugmentConfig(p_class=0, p_gamma=0, p_bias=0, p_blur=0, p_noise=0, p_resolution=1.0, resolution=1.0)
+    image, labels = window()
+    assert not np.array_equal(randomise_window(image, labels, cfg, np.random.default_rng(1)), image)
+
+
+def test_configs_recorded_before_the_resolution_switch_load_with_it_off():
+    old = {k: v for k, v in AugmentConfig().to_dict().items() if k not in ("p_resolution", "resolution")}
+    assert AugmentConfig.from_dict(old).p_resolution == 0.0
+    assert AugmentConfig.from_dict(AugmentConfig().to_dict()) == AugmentConfig()
