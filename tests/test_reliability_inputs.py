@@ -24,7 +24,7 @@ from rstn_core.commands.predict import find_cases  # noqa: E402
 from rstn_core.errors import CheckpointError, DataError  # noqa: E402
 from rstn_core.models.bundle import load_bundle  # noqa: E402
 
-TINY_PHANTOMS = ["--spacing", "12", "12", "12"]  # a 32 x 28 x 20 grid
+TINY_PHANTOMS = ["--spacing", "12", "12", "12", "--fov", "abdomen"]  # a 32 x 28 x 20 grid
 
 
 # ---------------------------------------------------------------- item 3: train/test leakage
@@ -188,7 +188,8 @@ def test_bundle_configs_outside_sane_ranges_are_refused(tmp_path):
 # ---------------------------------------------------------------- item 9: phantoms and argument checks
 def test_phantoms_overwrite_on_a_new_grid_leaves_no_stale_slices(tmp_path):
     out = tmp_path / "ph"
-    first = rstn("phantoms", "--out", out, "--n", "1", "--format", "dicom", "--spacing", "10", "10", "10")
+    first = rstn("phantoms", "--out", out, "--n", "1", "--format", "dicom", "--spacing", "10", "10", "10",
+                 "--fov", "abdomen")
     assert first.returncode == 0, first.stderr
     assert len(list((out / "images" / "phantom_000").iterdir())) == 24
     assert rstn("phantoms", "--out", out, "--n", "1", "--format", "dicom", *TINY_PHANTOMS,
