@@ -16,6 +16,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from rstn_core.data.phantom_params import Anatomy
+
 # tissue classes -> (mean HU, texture std HU). Portal-venous phase values.
 TISSUES: dict[str, tuple[float, float]] = {
     "air": (-1000.0, 0.0),
@@ -218,8 +220,8 @@ def _paint_sided(cv: Canvas, sl, mask, tissue, x, left, right, into=None):
     cv.paint(sl, mask & (x > 0), tissue, right, into)
 
 
-def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
-    """Paint a whole abdomen from the sampled parameters ``p`` (mm, body frame).
+def paint_abdomen(cv: Canvas, a: Anatomy, rng: np.random.Generator) -> dict:
+    """Paint a whole abdomen from the sampled anatomy ``a`` (mm, body frame).
 
     Returns a dict of derived landmarks (pancreas centre line, cavity mask) used by the caller.
     """
@@ -236,22 +238,22 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     n_fine = smooth_noise(rng, shape, g.spacing, 9.0)
 
     # --- body outline: rounded rectangle (superellipse), flat back, wider at chest and hips ----
-    zr = (uz - p["z_waist"]) / 120.0
-    a = p["body_a"] * (1.0 + 0.06 * zr**2) * (1 + 0.012 * n_outline)
-    b_ant = p["body_b"] * (1.0 + 0.03 * zr**2) * (1 + 0.02 * n_outline)
-    b_post = p["body_b"] * 0.72
-    yc = p["body_yc"]
+    zr = (uz - a.z_waist) / 120.0
+    half_w = a.body_a * (1.0 + 0.06 * zr**2) * (1 + 0.012 * n_outline)
+    b_ant = a.body_b * (1.0 + 0.03 * zr**2) * (1 + 0.02 * n_outline)
+    b_post = a.body_b * 0.72
+    yc = a.body_yc
     yn = np.where(uy >= yc, (uy - yc) / b_ant, (uy - yc) / b_post)
     ex_y = np.where(uy >= yc, 2.3, 3.6)  # the back is flatter than the belly
-    rho = (np.abs(ux / a) ** 2.6 + np.abs(yn) ** ex_y) ** (1 / 2.6)  # (X, Y, Z) ~1 on the skin
+    rho = (np.abs(ux / half_w) ** 2.6 + np.abs(yn) ** ex_y) ** (1 / 2.6)  # (X, Y, Z) ~1 on the skin
     body = rho < 1.0
-    scale = np.minimum(a, b_ant)
+    scale = np.minimum(half_w, b_ant)
     depth = (1.0 - rho) * scale  # approx. depth below the skin, mm
-    fat_t = p["fat_sub_mm"] * (1.0 + 0.35 * np.clip(yn, 0, 1)) * (1 + 0.15 * n_organ)
+    fat_t = a.fat_sub_mm * (1.0 + 0.35 * np.clip(yn, 0, 1)) * (1 + 0.15 * n_organ)
     cv.paint(full, body, "fat_sub")
     wall = body & (depth > fat_t)
     cv.paint(full, wall, "muscle")
-    muscle_t = p["wall_mm"] * (1.0 + 0.6 * np.clip(yn, 0, 1) * (np.abs(ux) < 45))
+    muscle_t = a.wall_mm * (1.0 + 0.6 * np.clip(yn, 0, 1) * (np.abs(ux) < 45))
     cavity = wall & (depth > fat_t + muscle_t)
     cv.paint(full, cavity, "fat_vis")
     # table: a curved slab under the back
@@ -260,19 +262,19 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     cv.paint(full, table, "table")
 
     # --- spine: vertebral bodies (cortex + cancellous), discs, canal, posterior elements --------
-    vb_y, vb_rx, vb_ry = p["vb_y"], p["vb_rx"], p["vb_ry"]
-    pitch, z_l1 = p["vert_pitch"], p["z_L1"]
+    vb_y, vb_rx, vb_ry = a.vb_y, a.vb_rx, a.vb_ry
+    pitch, z_l1 = a.vert_pitch, a.z_L1
     level = np.round((uz - z_l1) / pitch)  # 0 = L1, -1 = L2, +1 = T12 ...
     zin = np.abs(uz - (z_l1 + level * pitch))
-    in_body = zin < (pitch - p["disc_mm"]) / 2
+    in_body = zin < (pitch - a.disc_mm) / 2
     wx, wy, wz = ux, uy, uz  # spine and back muscles: unwarped
     vb_q = np.sqrt((wx / vb_rx) ** 2 + ((wy - vb_y) / vb_ry) ** 2)
     canal_y = vb_y - vb_ry - 11.0
     vert_ids = {-4: 27, -3: 28, -2: 29, -1: 30, 0: 31, 1: 32, 2: 33}  # L5 .. T11
     lut = np.array([vert_ids.get(v, 0) for v in range(-10, 11)], dtype=np.uint8)
     vert_label = lut[np.clip(level, -10, 10).astype(np.int64) + 10]
-    pelvis = "z_sacrum" in p  # anatomy version 2: the lumbar column ends on the sacrum
-    above_sacrum = uz > p["z_sacrum"] if pelvis else True
+    pelvis = a.has_pelvis  # anatomy version 2: the lumbar column ends on the sacrum
+    above_sacrum = uz > a.z_sacrum if pelvis else True
     core = (vb_q < 1.0) & above_sacrum
     cv.paint(full, core & ~in_body, "disc")
     ring = ((wx / 14) ** 2 + ((wy - canal_y) / 13) ** 2) < 1.0
@@ -283,9 +285,9 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     bone = (core | post) & in_body | post & (zin < pitch * 0.42)
     cv.paint(full, bone, "bone_cortex")
     labels_bone = bone.copy()
-    cv.paint(full, core & in_body & (vb_q < 1.0 - 1.8 / vb_rx) & (zin < (pitch - p["disc_mm"]) / 2 - 1.5),
+    cv.paint(full, core & in_body & (vb_q < 1.0 - 1.8 / vb_rx) & (zin < (pitch - a.disc_mm) / 2 - 1.5),
              "bone_cancellous", None)
-    canal = (((wx / 9.5) ** 2 + ((wy - canal_y) / 8.0) ** 2) < 1.0) & (uz > p["z_sacrum"] - 30 if pelvis else True)
+    canal = (((wx / 9.5) ** 2 + ((wy - canal_y) / 8.0) ** 2) < 1.0) & (uz > a.z_sacrum - 30 if pelvis else True)
     cv.paint(full, canal, "csf", 0)
     cv.paint(full, canal & (((wx / 5) ** 2 + ((wy - canal_y) / 4.5) ** 2) < 1) & (wz > z_l1 - pitch * 0.6),
              "cord", 79)
@@ -297,14 +299,14 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     para &= body & (depth > fat_t)
     _paint_sided(cv, full, para & ~bone & ~canal, "muscle", wx, 86, 87, into=("muscle", "fat_vis"))
     below = np.clip(z_l1 + 20 - wz, 0, None)
-    ps_r = 5.0 + 0.14 * below * p["muscle_scale"]
+    ps_r = 5.0 + 0.14 * below * a.muscle_scale
     if pelvis:  # the psoas stops growing where it joins the iliacus
-        ps_r = np.minimum(ps_r, 24.0 * p["muscle_scale"])
+        ps_r = np.minimum(ps_r, 24.0 * a.muscle_scale)
     psoas = ((np.abs(wx) - (vb_rx + ps_r * 0.8)) ** 2 + ((wy - vb_y + 2) / 1.1) ** 2 < ps_r**2) & (below > 0)
     _paint_sided(cv, full, psoas & cavity, "muscle", wx, 88, 89, into=("fat_vis",))
     ql = (((np.abs(wx) - (vb_rx + 2 * ps_r + 14)) / 16) ** 2 + ((wy - (canal_y - 5)) / 9) ** 2 < 1) & (below > 0)
     if pelvis:  # quadratus lumborum ends on the iliac crest
-        ql &= wz > p["z_crest"] - 10
+        ql &= wz > a.z_crest - 10
     cv.paint(full, ql & cavity, "muscle", 0, into=("fat_vis",))
 
     # --- ribs 7..12 and costal cartilage ----------------------------------------------------
@@ -313,7 +315,7 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     rib_track = np.abs(depth - (fat_t + 4.0)) < 4.5
     for n in range(7, 13):
         z_post = z_l1 + (13 - n) * pitch + 10.0
-        z_here = z_post - p["rib_drop"] * (aphi / np.pi) ** 1.3
+        z_here = z_post - a.rib_drop * (aphi / np.pi) ** 1.3
         end = {7: 2.7, 8: 2.55, 9: 2.35, 10: 2.1, 11: 1.5, 12: 1.0}[n]
         seg = rib_track & (np.abs(wz - z_here) < 5.0) & (aphi > 0.35) & (aphi < end)
         _paint_sided(cv, full, seg, "rib", wx, 91 + n, 103 + n, into=("muscle", "fat_sub", "fat_vis"))
@@ -325,17 +327,17 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     if pelvis:
         from rstn_core.data.phantom_pelvis import paint_hips, paint_pelvic_bones, paint_pelvic_organs
 
-        paint_pelvic_bones(cv, p, body & (depth > fat_t))
-        paint_hips(cv, p)
-        paint_pelvic_organs(cv, p)
+        paint_pelvic_bones(cv, a, body & (depth > fat_t))
+        paint_hips(cv, a)
+        paint_pelvic_organs(cv, a)
     else:
-        z_crest = p["z_crest"]
+        z_crest = a.z_crest
         ilium = cavity & (wz < z_crest - 0.002 * (np.abs(wx) - 90) ** 2) & (np.abs(np.abs(wx) - 95) < 10) \
             & (wy < vb_y + 25) & (wy > vb_y - 30)
         _paint_sided(cv, full, ilium, "bone_cortex", wx, 77, 78)
 
     # --- lungs above the diaphragm (posterior recesses go deep) --------------------------------
-    dome = p["z_dome"]
+    dome = a.z_dome
     r_side = ((np.abs(wx) - 60) / 90) ** 2 + ((wy - yc + 10) / 110) ** 2
     z_dia = dome - 5 * (wx < 0) - 70 * r_side - 30 * np.clip(-(wy - yc) / 90, 0, 1)
     lung = cavity & (wz > z_dia) & ~bone & (np.abs(wx) > 25)
@@ -343,24 +345,24 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
     below_dia = cavity & (wz < z_dia - 4)
 
     # --- liver with hepatic vessels ------------------------------------------------------------
-    lc = p["liver_c"]
-    sl_r, q_r = ellipsoid(g, lc, p["liver_semi"], rot_z_deg=15)
-    sl_l, q_l = ellipsoid(g, (lc[0] - 80, lc[1] + 35, lc[2] + 15), p["liver_left_semi"], rot_z_deg=-10)
+    lc = a.liver_c
+    sl_r, q_r = ellipsoid(g, lc, a.liver_semi, rot_z_deg=15)
+    sl_l, q_l = ellipsoid(g, (lc[0] - 80, lc[1] + 35, lc[2] + 15), a.liver_left_semi, rot_z_deg=-10)
     q = np.full(shape, 9.0, dtype=np.float32)
     q[sl_r] = np.minimum(q[sl_r], q_r)
     q[sl_l] = np.minimum(q[sl_l], q_l)
     liver = (q < 1.0 + 0.12 * n_organ) & below_dia & (wz < dome)
     liver &= ~((wy - vb_y) ** 2 / 30**2 + wx**2 / 45**2 < 1)  # spine and crura stay free
-    liver &= ~((wx < 28) & (wz < p["z_L1"] + 28) & (wy < vb_y + 70))  # no liver around the pancreas
+    liver &= ~((wx < 28) & (wz < a.z_L1 + 28) & (wy < vb_y + 70))  # no liver around the pancreas
     cv.paint(full, liver, "liver", 5, into=("fat_vis",))
     nv1 = smooth_noise(rng, shape, g.spacing, 22.0)
     vessels = liver & (np.abs(nv1) < 0.12) & (np.abs(n_fine) < 0.5)
     cv.paint(full, vessels, "hepatic_vessel", 5)
 
     # --- spleen: a crescent posterolateral left --------------------------------------------
-    sc = p["spleen_c"]
-    sl, qs = ellipsoid(g, sc, p["spleen_semi"], rot_z_deg=-35)
-    sl2, qh = ellipsoid(g, (sc[0] + 25, sc[1] + 15, sc[2]), np.asarray(p["spleen_semi"]) * 0.8, rot_z_deg=-35)
+    sc = a.spleen_c
+    sl, qs = ellipsoid(g, sc, a.spleen_semi, rot_z_deg=-35)
+    sl2, qh = ellipsoid(g, (sc[0] + 25, sc[1] + 15, sc[2]), np.asarray(a.spleen_semi) * 0.8, rot_z_deg=-35)
     if sl is not None:
         spleen = (qs < 1.0 + 0.1 * n_organ[sl]) & below_dia[sl]
         if sl2 is not None:
@@ -371,8 +373,8 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
 
     # --- kidneys: perirenal fat, cortex, medulla, sinus fat and pelvis ----------------------
     for side, lab in ((1, 2), (-1, 3)):
-        kc = np.array(p["kidney_c_r"] if side > 0 else p["kidney_c_l"])
-        ks = np.array(p["kidney_semi"])
+        kc = np.array(a.kidney_c_r if side > 0 else a.kidney_c_l)
+        ks = np.array(a.kidney_semi)
         sl, qk = ellipsoid(g, kc, ks * 1.25, rot_z_deg=side * 30)
         if sl is None:
             continue
@@ -389,24 +391,24 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
         cv.paint(sl, sinus & (qk < 0.35), "urine", 0)
 
     # --- gallbladder ---------------------------------------------------------------------------
-    if p["gallbladder"]:
-        sl, qg = ellipsoid(g, p["gb_c"], p["gb_semi"], rot_z_deg=20, rot_x_deg=-35)
+    if a.gallbladder:
+        sl, qg = ellipsoid(g, a.gb_c, a.gb_semi, rot_z_deg=20, rot_x_deg=-35)
         if sl is not None:
             cv.paint(sl, qg < 1.0, "bile", 4, into=("liver", "fat_vis", "hepatic_vessel"))
 
     # --- stomach: wall, air-fluid level --------------------------------------------------------
-    st_sl, st = cv.tube(p["stomach_path"], p["stomach_r"], "fluid", 6, into=("fat_vis",),
+    st_sl, st = cv.tube(a.stomach_path, a.stomach_r, "fluid", 6, into=("fat_vis",),
                         wall=("bowel_wall", 4.5), noise=n_organ, noise_amp=0.08)
     if st_sl is not None:
         lumen = (cv.tissue[st_sl] == TISSUE_IDS["fluid"]) & (cv.labels[st_sl] == 6)
-        if p["oral_contrast"]:
+        if a.oral_contrast:
             cv.paint(st_sl, lumen, "contrast", 6)
-        air_y = p["stomach_air_level"]
+        air_y = a.stomach_air_level
         _, sy, _ = g.coords(st_sl)
         cv.paint(st_sl, lumen & (sy > air_y), "air", 6)
 
     # --- colon: ascending, transverse, descending; stool with air anteriorly -----------------
-    co_sl, co = cv.tube(p["colon_path"], p["colon_r"], "stool", 20, into=("fat_vis",),
+    co_sl, co = cv.tube(a.colon_path, a.colon_r, "stool", 20, into=("fat_vis",),
                         wall=("bowel_wall", 3.0), noise=n_organ, noise_amp=0.12)
     if co_sl is not None:
         lumen = (cv.tissue[co_sl] == TISSUE_IDS["stool"]) & (cv.labels[co_sl] == 20)
@@ -414,61 +416,61 @@ def paint_abdomen(cv: Canvas, p: dict, rng: np.random.Generator) -> dict:
         cv.paint(co_sl, lumen & bub, "air", 20)
 
     # --- duodenum (C-loop around the pancreatic head) ------------------------------------------
-    cv.tube(p["duodenum_path"], p["duodenum_r"], "fluid", 19, into=("fat_vis",),
+    cv.tube(a.duodenum_path, a.duodenum_r, "fluid", 19, into=("fat_vis",),
             wall=("bowel_wall", 3.0), noise=n_organ, noise_amp=0.06)
 
     # --- small bowel: continuous tubular loops (self-avoiding random walks) in the free space ----
-    meso = wz < (p["z_mesocolon"] + 35 * (wx < -20) * np.clip((-wx - 20) / 60, 0, 1))
+    meso = wz < (a.z_mesocolon + 35 * (wx < -20) * np.clip((-wx - 20) / 60, 0, 1))
     free = cavity & meso & (cv.tissue == TISSUE_IDS["fat_vis"]) & (cv.labels == 0)
     free &= (wy > vb_y - 5) | (np.abs(wx) > 90)
-    dist = bowel_loops(free, g.spacing, p, rng)  # mm from the nearest loop centre line
-    r_b = p["bowel_r"] * (1.0 + 0.12 * n_fine)
+    dist = bowel_loops(free, g.spacing, a, rng)  # mm from the nearest loop centre line
+    r_b = a.bowel_r * (1.0 + 0.12 * n_fine)
     loops = free & (dist <= r_b)
     cv.paint(full, loops, "bowel_wall", 18)
-    lumen = loops & (dist <= r_b - p["bowel_wall_mm"])
+    lumen = loops & (dist <= r_b - a.bowel_wall_mm)
     content = smooth_noise(rng, shape, g.spacing, 45.0)
     cv.paint(full, lumen, "fluid", 18)
-    if p["oral_contrast"]:
+    if a.oral_contrast:
         cv.paint(full, lumen & (content > 0.3), "contrast", 18)
     cv.paint(full, lumen & (content < -1.1) & (dist <= r_b * 0.5), "air", 18)
 
     # --- pancreas: lobulated tube, fat clefts -------------------------------------------------
     n_lob = smooth_noise(rng, shape, g.spacing, 7.0)
-    radii = np.asarray(p["pancreas_r"], dtype=np.float64)
+    radii = np.asarray(a.pancreas_r, dtype=np.float64)
     nx, ny = shape[0], shape[1]
     for _ in range(10):
-        pa_sl, pa = _pancreas_mask(cv, p["pancreas_path"], radii, n_lob, p["pancreas_lobulation"])
+        pa_sl, pa = _pancreas_mask(cv, a.pancreas_path, radii, n_lob, a.pancreas_lobulation)
         per_slice = pa.sum(axis=(0, 1)) / float(nx * ny) if pa_sl is not None else np.zeros(1)
-        if per_slice.max() < p["pancreas_max_fraction"]:
+        if per_slice.max() < a.pancreas_max_fraction:
             break
         radii = radii * 0.92
-    if p.get("pancreas_atrophy", 1.0) != 1.0:  # version 2: an atrophic gland is smaller than the capped normal one
-        pa_sl, pa = _pancreas_mask(cv, p["pancreas_path"], radii * p["pancreas_atrophy"], n_lob,
-                                   p["pancreas_lobulation"])
+    if a.pancreas_atrophy != 1.0:  # version 2: an atrophic gland is smaller than the capped normal one
+        pa_sl, pa = _pancreas_mask(cv, a.pancreas_path, radii * a.pancreas_atrophy, n_lob,
+                                   a.pancreas_lobulation)
     if pa_sl is not None:
         pa &= np.isin(cv.labels[pa_sl], (0, 5, 18, 20)) & np.isin(
             cv.tissue[pa_sl], [TISSUE_IDS[t] for t in ("fat_vis", "liver", "hepatic_vessel", "bowel_wall", "fluid",
                                                          "contrast", "air", "stool")])
         cv.paint(pa_sl, pa, "pancreas", 7)
-        clefts = pa & (n_lob[pa_sl] > p["pancreas_cleft"]) & (n_fine[pa_sl] > 0)
+        clefts = pa & (n_lob[pa_sl] > a.pancreas_cleft) & (n_fine[pa_sl] > 0)
         cv.paint(pa_sl, clefts, "pancreas_fat", 7)
 
     # --- vessels (painted last: they pass through everything) ----------------------------------
     vess = ("fat_vis", "pancreas", "pancreas_fat", "bowel_wall", "fluid", "contrast", "stool", "liver",
             "hepatic_vessel", "muscle", "air", "kidney_cortex")
-    cv.tube(p["aorta_path"], p["aorta_r"], "aorta", 52, into=vess)
+    cv.tube(a.aorta_path, a.aorta_r, "aorta", 52, into=vess)
     for s in (-1, 1):
-        cv.tube(_iliac(p, s), [p["aorta_r"][-1] * 0.7] * 3, "artery", 0, into=vess)
-    cv.tube(p["ivc_path"], p["ivc_r"], "ivc", 63, into=vess)
-    cv.tube(p["sma_path"], [4.0] * len(p["sma_path"]), "artery", 0, into=vess)
-    cv.tube(p["portal_path"], p["portal_r"], "portal", 64, into=vess)
-    cv.tube(p["splenic_path"], p["splenic_r"], "portal", 64, into=vess)
-    cv.tube(p["smv_path"], [5.0] * len(p["smv_path"]), "portal", 64, into=vess)
-    cv.tube(p["lrv_path"], [4.5] * len(p["lrv_path"]), "ivc", 0, into=vess)
+        cv.tube(_iliac(a, s), [a.aorta_r[-1] * 0.7] * 3, "artery", 0, into=vess)
+    cv.tube(a.ivc_path, a.ivc_r, "ivc", 63, into=vess)
+    cv.tube(a.sma_path, [4.0] * len(a.sma_path), "artery", 0, into=vess)
+    cv.tube(a.portal_path, a.portal_r, "portal", 64, into=vess)
+    cv.tube(a.splenic_path, a.splenic_r, "portal", 64, into=vess)
+    cv.tube(a.smv_path, [5.0] * len(a.smv_path), "portal", 64, into=vess)
+    cv.tube(a.lrv_path, [4.5] * len(a.lrv_path), "ivc", 0, into=vess)
     return {"cavity": cavity}
 
 
-def bowel_loops(free: np.ndarray, spacing, p: dict, rng: np.random.Generator) -> np.ndarray:
+def bowel_loops(free: np.ndarray, spacing, a: Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Centre lines of small-bowel loops as self-avoiding persistent random walks inside ``free``.
 
     ``free``: (X, Y, Z) bool space the loops may occupy; ``spacing``: (3,) mm. Walks of ~3 mm steps
@@ -481,7 +483,7 @@ def bowel_loops(free: np.ndarray, spacing, p: dict, rng: np.random.Generator) ->
     centre = np.zeros(free.shape, dtype=bool)
     # occupancy on the same grid: voxels too close to an earlier centre line
     taken = np.zeros(free.shape, dtype=bool)
-    excl = (2.0 * p["bowel_r"] + 2.5) / sp
+    excl = (2.0 * a.bowel_r + 2.5) / sp
     ker = np.ceil(excl).astype(int)
     kz = np.mgrid[-ker[0]:ker[0] + 1, -ker[1]:ker[1] + 1, -ker[2]:ker[2] + 1]
     ball = ((kz[0] / excl[0]) ** 2 + (kz[1] / excl[1]) ** 2 + (kz[2] / excl[2]) ** 2) <= 1.0
@@ -489,18 +491,18 @@ def bowel_loops(free: np.ndarray, spacing, p: dict, rng: np.random.Generator) ->
     if cand.size == 0:
         return np.full(free.shape, 1e4, dtype=np.float32)
     step = 3.0 / sp  # voxels per 3 mm step along each axis
-    lag = int(np.ceil((2.0 * p["bowel_r"] + 2.5) / 3.0)) + 2  # steps of a walk's own exempt tail
+    lag = int(np.ceil((2.0 * a.bowel_r + 2.5) / 3.0)) + 2  # steps of a walk's own exempt tail
 
     def mark(v):
         lo = v - ker
-        a = np.maximum(lo, 0)
-        b = np.minimum(v + ker + 1, shape)
-        ka = a - lo
-        kb = ka + (b - a)
+        start = np.maximum(lo, 0)
+        stop = np.minimum(v + ker + 1, shape)
+        ka = start - lo
+        kb = ka + (stop - start)
         sub = ball[ka[0]:kb[0], ka[1]:kb[1], ka[2]:kb[2]]
-        taken[a[0]:b[0], a[1]:b[1], a[2]:b[2]] |= sub
+        taken[start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]] |= sub
 
-    for _ in range(int(p["bowel_walks"])):
+    for _ in range(int(a.bowel_walks)):
         ok = cand[~taken[cand[:, 0], cand[:, 1], cand[:, 2]]]
         if ok.size == 0:
             break
@@ -509,7 +511,7 @@ def bowel_loops(free: np.ndarray, spacing, p: dict, rng: np.random.Generator) ->
         d[2] *= 0.5
         d /= np.linalg.norm(d)
         trail: list[np.ndarray] = []
-        for _ in range(int(p["bowel_steps"])):
+        for _ in range(int(a.bowel_steps)):
             moved = False
             for attempt in range(10):
                 nd = d + rng.standard_normal(3) * (0.35 + 0.25 * attempt)
@@ -534,7 +536,7 @@ def bowel_loops(free: np.ndarray, spacing, p: dict, rng: np.random.Generator) ->
         return np.full(free.shape, 1e4, dtype=np.float32)
     # 3 mm steps are at most ~1 voxel apart at 3 mm: the tube around them is continuous
     dist = np.full(free.shape, 1e4, dtype=np.float32)
-    pad = np.ceil((p["bowel_r"] * 1.5 + 2.0) / sp).astype(int)
+    pad = np.ceil((a.bowel_r * 1.5 + 2.0) / sp).astype(int)
     idx = np.argwhere(centre)
     lo, hi = np.maximum(idx.min(0) - pad, 0), np.minimum(idx.max(0) + pad + 1, shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -542,8 +544,8 @@ def bowel_loops(free: np.ndarray, spacing, p: dict, rng: np.random.Generator) ->
     return dist
 
 
-def _iliac(p: dict, s: int) -> list:
-    end = np.asarray(p["aorta_path"][-1], dtype=float)
+def _iliac(a: Anatomy, s: int) -> list:
+    end = np.asarray(a.aorta_path[-1], dtype=float)
     return [end, end + (s * 15, 3, -35), end + (s * 35, 8, -80)]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from rstn_core.data.phantom_anatomy import TISSUE_IDS, Canvas, ellipsoid
+from rstn_core.data.phantom_params import Anatomy
 
 SACRUM_ID, BLADDER_ID, COLON_ID = 25, 21, 20
 HIP_IDS, FEMUR_IDS = (77, 78), (75, 76)  # (left, right), TotalSegmentator "total"
@@ -36,17 +37,17 @@ def sample_pelvis(p: dict, rng: np.random.Generator) -> None:
     p["rectum_r"] = u(13, 18)
 
 
-def _sacrum_front(p: dict, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sacrum_front(a: Anatomy, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre y, half-width and half-thickness (mm) of the sacrum at heights ``z`` (s: 0 top .. 1 tip)."""
-    s = np.clip((p["z_sacrum"] - z) / p["sacrum_len"], 0.0, 1.0)
-    yc = p["vb_y"] - 4.0 - 42.0 * s**2
-    return yc, 48.0 * p["pelvis_scale"] * (1.0 - 0.7 * s), 15.0 * (1.0 - 0.45 * s)
+    s = np.clip((a.z_sacrum - z) / a.sacrum_len, 0.0, 1.0)
+    yc = a.vb_y - 4.0 - 42.0 * s**2
+    return yc, 48.0 * a.pelvis_scale * (1.0 - 0.7 * s), 15.0 * (1.0 - 0.45 * s)
 
 
-def _wing_curve(p: dict, z: float, side: int) -> tuple[np.ndarray, float]:
+def _wing_curve(a: Anatomy, z: float, side: int) -> tuple[np.ndarray, float]:
     """(30, 2) points of the iliac wing's mid-surface in the axial plane at height ``z``, and its thickness."""
-    s = float(np.clip((p["z_crest"] - z) / (p["z_crest"] - p["z_acetabulum"]), 0.0, 1.0))
-    k, vb_y = p["pelvis_scale"], p["vb_y"]
+    s = float(np.clip((a.z_crest - z) / (a.z_crest - a.z_acetabulum), 0.0, 1.0))
+    k, vb_y = a.pelvis_scale, a.vb_y
     p1 = np.array([side * (50.0 + 6.0 * s) * k, vb_y - 22.0 + 24.0 * s])  # sacro-iliac joint
     p2 = np.array([side * (118.0 - 38.0 * s) * k, vb_y + 48.0 + 14.0 * s])  # anterior iliac spine
     mid = (p1 + p2) / 2 + np.array([side * 14.0, -12.0]) * (1.0 - 0.6 * s)  # the iliac fossa is concave
@@ -64,7 +65,7 @@ def _paint_bone(cv: Canvas, k: int, dist: np.ndarray, half: float, label: int) -
         cv.paint(sl, (dist <= half - 2.5)[..., None], "bone_cancellous", label)
 
 
-def paint_pelvic_bones(cv: Canvas, p: dict, inner: np.ndarray) -> None:
+def paint_pelvic_bones(cv: Canvas, a: Anatomy, inner: np.ndarray) -> None:
     """Sacrum, iliac wings with the gluteal muscles lateral to them, on every axial slice below the crest.
 
     ``inner``: (X, Y, Z) bool, inside the subcutaneous fat (where muscle may be painted).
@@ -73,15 +74,15 @@ def paint_pelvic_bones(cv: Canvas, p: dict, inner: np.ndarray) -> None:
     xx, yy = np.meshgrid(g.x, g.y, indexing="ij")  # (X, Y) unwarped
     for k, z in enumerate(g.z):
         z = float(z)
-        if z > p["z_crest"] + 5 or z < p["z_acetabulum"] - 10:
+        if z > a.z_crest + 5 or z < a.z_acetabulum - 10:
             continue
         for side, label in ((-1, HIP_IDS[0]), (1, HIP_IDS[1])):
-            curve, thick = _wing_curve(p, z, side)
+            curve, thick = _wing_curve(a, z, side)
             crest_drop = 0.002 * (np.abs(xx) - 90.0) ** 2  # the crest is highest laterally
             d = np.full(xx.shape, 1e4, dtype=np.float32)
             for c in curve:
                 np.minimum(d, np.hypot(xx - c[0], yy - c[1]), out=d)
-            d[z > p["z_crest"] - crest_drop] = 1e4
+            d[z > a.z_crest - crest_drop] = 1e4
             p1, p2 = curve[0], curve[-1]
             cross = (p2[0] - p1[0]) * (yy - p1[1]) - (p2[1] - p1[1]) * (xx - p1[0])
             lateral = (side * cross < 0) & (yy < p2[1] + 5) & (side * xx > 0) & (d < 1e4)
@@ -89,8 +90,8 @@ def paint_pelvic_bones(cv: Canvas, p: dict, inner: np.ndarray) -> None:
             sl = (slice(None), slice(None), slice(k, k + 1))
             cv.paint(sl, (lateral & inner[:, :, k])[..., None], "muscle", 0, into=("fat_vis",))
             _paint_bone(cv, k, d, thick / 2.0, label)
-        if z <= p["z_sacrum"] and z >= p["z_sacrum"] - p["sacrum_len"]:
-            yc, hw, ht = _sacrum_front(p, np.float64(z))
+        if z <= a.z_sacrum and z >= a.z_sacrum - a.sacrum_len:
+            yc, hw, ht = _sacrum_front(a, np.float64(z))
             q = np.abs(xx / hw) ** 2.5 + np.abs((yy - yc) / ht) ** 2.5
             sl = (slice(None), slice(None), slice(k, k + 1))
             cv.paint(sl, (q < 1.0)[..., None], "bone_cortex", SACRUM_ID)
@@ -98,11 +99,11 @@ def paint_pelvic_bones(cv: Canvas, p: dict, inner: np.ndarray) -> None:
             cv.paint(sl, (inner_q < 1.0)[..., None], "bone_cancellous", SACRUM_ID)
 
 
-def paint_hips(cv: Canvas, p: dict) -> None:
+def paint_hips(cv: Canvas, a: Anatomy) -> None:
     """Femoral heads and necks, acetabular rims, pubic rami and the symphysis (tubes and spheres)."""
-    za, k, vb_y = p["z_acetabulum"], p["pelvis_scale"], p["vb_y"]
-    r = p["femoral_head_r"]
-    y_sym = p["body_yc"] + 0.72 * p["body_b"] - p["fat_sub_mm"]
+    za, k, vb_y = a.z_acetabulum, a.pelvis_scale, a.vb_y
+    r = a.femoral_head_r
+    y_sym = a.body_yc + 0.72 * a.body_b - a.fat_sub_mm
     for side, (hip, femur) in ((-1, (HIP_IDS[0], FEMUR_IDS[0])), (1, (HIP_IDS[1], FEMUR_IDS[1]))):
         head = np.array([side * 86.0 * k, vb_y + 52.0, za - r + 2.0])
         rim = [head + (0, 0, r + 3), head + (-side * 4, 0, r - 4), head + (-side * 10, 10, -r + 4)]
@@ -120,21 +121,21 @@ def paint_hips(cv: Canvas, p: dict) -> None:
                 into=("fat_vis", "muscle", "fat_sub"))
 
 
-def paint_pelvic_organs(cv: Canvas, p: dict) -> None:
+def paint_pelvic_organs(cv: Canvas, a: Anatomy) -> None:
     """Bladder (wall and urine) behind the symphysis, sigmoid colon and rectum in front of the sacrum."""
-    za = p["z_acetabulum"]
-    y_sym = p["body_yc"] + 0.72 * p["body_b"] - p["fat_sub_mm"]
-    semi = np.asarray(p["bladder_semi"])
-    centre = (0.0, y_sym - 8.0 - semi[1], za - 30.0 + semi[2] * 0.6 + p["bladder_dz"] * 0.3)
+    za = a.z_acetabulum
+    y_sym = a.body_yc + 0.72 * a.body_b - a.fat_sub_mm
+    semi = np.asarray(a.bladder_semi)
+    centre = (0.0, y_sym - 8.0 - semi[1], za - 30.0 + semi[2] * 0.6 + a.bladder_dz * 0.3)
     sl, q = ellipsoid(cv.grid, centre, semi)
     if sl is not None:
         cv.paint(sl, q < 1.0, "muscle", BLADDER_ID, into=("fat_vis",))
         cv.paint(sl, q < 1.0 - 4.0 / semi.min(), "urine", BLADDER_ID, into=("muscle",))
-    yc, _, ht = _sacrum_front(p, np.asarray([p["z_sacrum"] - 40.0, p["z_sacrum"] - p["sacrum_len"]]))
-    rr = p["rectum_r"]
-    start = p["colon_path"][-1]  # the descending colon's lower end, left iliac fossa
-    path = [[start[0], start[1], p["z_crest"] - 30.0], [-45.0, p["vb_y"] + 55.0, za + 20.0],
-            [-8.0, float(yc[0] + ht[0]) + rr + 12.0, p["z_sacrum"] - 45.0],
+    yc, _, ht = _sacrum_front(a, np.asarray([a.z_sacrum - 40.0, a.z_sacrum - a.sacrum_len]))
+    rr = a.rectum_r
+    start = a.colon_path[-1]  # the descending colon's lower end, left iliac fossa
+    path = [[start[0], start[1], a.z_crest - 30.0], [-45.0, a.vb_y + 55.0, za + 20.0],
+            [-8.0, float(yc[0] + ht[0]) + rr + 12.0, a.z_sacrum - 45.0],
             [0.0, float(yc[1] + ht[1]) + rr + 4.0, za - 45.0]]
     sl, tube = cv.tube(path, [rr * 0.9, rr, rr * 1.1, rr * 1.25], "stool", COLON_ID, into=("fat_vis",),
                        wall=("bowel_wall", 3.0))
