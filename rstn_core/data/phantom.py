@@ -21,8 +21,9 @@ import numpy as np
 from scipy import ndimage
 
 from rstn_core.atomic import atomic_write
-from rstn_core.data.phantom_anatomy import TISSUE_IDS, TISSUES, Canvas, Grid, paint_abdomen, smooth_noise
+from rstn_core.data.phantom_anatomy import TISSUE_IDS, TISSUES, Canvas, Grid, smooth_noise
 from rstn_core.data.phantom_appearance import Appearance
+from rstn_core.data.phantom_organs import paint_abdomen
 from rstn_core.data.phantom_params import ANATOMY_VERSIONS, Anatomy, draw_anatomy, sample_anatomy  # noqa: F401
 from rstn_core.errors import DataError
 
