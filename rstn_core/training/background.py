@@ -5,8 +5,14 @@
 waits for it before the cells that need the bundle::
 
     run = BackgroundRun(train_dataset, data_dir, out, plan).start()   # passes should_stop=<the stop flag>
-    run.watch(refresh_chart, every=1.0)                               # Stop button -> run.stop()
-    bundle_path = run.wait()                                          # None when stopped: resume later
+    pn.state.add_periodic_callback(refresh_chart, period=1000)       # on the kernel's event loop
+    bundle_path = await run.wait_async()                              # None when stopped: resume later
+
+In Jupyter the wait must be ``await run.wait_async()``, not ``run.wait()``: a blocking wait holds the
+kernel's event loop, so nothing reaches the page while it waits (Panel's comm is opened by a message
+from the browser that the kernel only reads on its loop, and ipykernel >= 7.4 reads comm messages
+during an ``await``) and the Stop button's click is read only after the run has ended.
+Outside Jupyter, :meth:`BackgroundRun.watch` calls a callback from a helper thread instead.
 
 Stopping is cooperative: the loop asks ``should_stop`` after every iteration and leaves
 ``last.ckpt`` behind (see :func:`rstn_core.training.loop.train_view`).
@@ -14,10 +20,11 @@ Stopping is cooperative: the loop asks ``should_stop`` after every iteration and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -111,3 +118,29 @@ class BackgroundRun:
         if self.error is not None:
             raise self.error
         return self.result
+
+    async def wait_async(self, poll: float = 0.2) -> Any:
+        """``wait()`` for an event loop (a notebook's ``await``): polls every ``poll`` seconds, so the loop keeps
+        serving callbacks and comm messages meanwhile; -> the run's result, re-raising its error.
+
+        Cancelling it (a kernel interrupt) stops the run first, which then leaves its checkpoint.
+        """
+        try:
+            while self._thread.is_alive():
+                await asyncio.sleep(poll)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.stop()
+            self._thread.join()
+            raise
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def stage_progress(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Metrics records (``metrics.jsonl``) -> stage name -> its last logged iteration (progress bars)."""
+    done: dict[str, int] = {}
+    for record in records:
+        if "stage" in record and "iteration" in record:
+            done[record["stage"]] = int(record["iteration"])
+    return done

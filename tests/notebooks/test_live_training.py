@@ -102,3 +102,55 @@ def test_watch_calls_back_while_running_and_once_after_the_end():
             break
         deadline.wait(0.05)
     assert calls[0] is True and calls[-1] is False  # live updates, then the final one after the end
+
+
+def test_wait_async_keeps_the_event_loop_free_and_returns_the_result():
+    """A notebook's ``await run.wait_async()``: other tasks on the loop (Panel's periodic refresh, comm
+    messages) keep running while it waits; ``run.wait()`` would hold the loop until the end."""
+    import asyncio
+
+    from rstn_core.training.background import stage_progress
+
+    def work(*, should_stop):
+        while not should_stop():
+            threading.Event().wait(0.01)
+        return "stopped"
+
+    async def main():
+        run = BackgroundRun(work).start()
+        ticks = []
+
+        async def ticker():  # stands in for the chart refresh; it stops the run after 5 ticks
+            while run.running:
+                ticks.append(1)
+                if len(ticks) == 5:
+                    run.stop()
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        result = await asyncio.wait_for(run.wait_async(poll=0.01), timeout=30)
+        await task
+        return result, len(ticks)
+
+    result, ticks = asyncio.run(main())
+    assert result == "stopped" and ticks >= 5
+    records = [{"step": 1, "stage": "S", "iteration": 1, "loss": 0.9}, {"precision": "fp32"},
+               {"step": 2, "stage": "S", "iteration": 2, "loss": 0.8}, {"step": 3, "stage": "I", "iteration": 1}]
+    assert stage_progress(records) == {"S": 2, "I": 1}
+
+
+def test_wait_async_cancelled_stops_the_run():
+    import asyncio
+
+    def work(*, should_stop):
+        while not should_stop():
+            threading.Event().wait(0.01)
+
+    run = BackgroundRun(work).start()
+
+    async def main():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(run.wait_async(poll=0.01), timeout=0.2)  # cancels the wait
+
+    asyncio.run(main())
+    assert run.stop_requested and run.done and run.status == "stopped (resumable)"

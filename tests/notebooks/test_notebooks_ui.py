@@ -179,36 +179,100 @@ def test_inspect_notebook_runs_in_jupyterlab_and_its_stepper_steps(lab, browser_
     assert "Traceback" not in log_path.read_text()
 
 
+# number of data points in the glyphs of the Bokeh plot titled ``title`` (null: no such plot on the page)
+GLYPH_POINTS_JS = """(title) => {
+  const seen = new Set();
+  let points = null;
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    const model = view.model;
+    if (model && model.title && model.title.text === title && model.renderers) {
+      points = (points || 0) + model.renderers.filter(r => r.data_source)
+        .reduce((n, r) => n + (r.data_source.get_length() || 0), 0);
+    }
+    for (const child of (view.child_views || [])) walk(child);
+  }
+  for (const root of Object.values(window.Bokeh ? Bokeh.index : {})) walk(root);
+  return points;
+}"""
+
+
+def _poll(read, accept, timeout_s: float, what: str):
+    """``read()`` until ``accept(value)``; -> that value (AssertionError naming ``what`` and the last value)."""
+    deadline, value = time.time() + timeout_s, None
+    while time.time() < deadline:
+        value = read()
+        if accept(value):
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what}: still {value!r} after {timeout_s} s")
+
+
+def _bar_counts(page) -> dict[str, tuple[int, int]]:
+    """tqdm's notebook bars on the page: description -> (n, total), from their ipywidgets HBoxes."""
+    counts = {}
+    for text in page.locator(".jp-OutputArea-output .widget-hbox").all_inner_texts():
+        found = re.search(r"^(.*?):.*?(\d+)/(\d+)", " ".join(text.split()))
+        if found:
+            counts[found.group(1).strip()] = (int(found.group(2)), int(found.group(3)))
+    return counts
+
+
 @pytest.mark.timeout(1800)
-def test_train_notebook_shows_live_loss_and_stop_leaves_a_checkpoint(lab, browser_context):
-    """Run train.ipynb up to the training cell: the loss chart's status line updates while the kernel is
-    idle, and the Stop button ends the run with last.ckpt written. (The tqdm widget bars are checked in
-    the papermill test; where JupyterLab shows bars created in the training thread is not checked here.)"""
+def test_train_notebook_run_all_shows_live_loss_and_progress_and_stop_leaves_a_checkpoint(lab, browser_context):
+    """Run All on train.ipynb: while the cell after the chart waits for the run ([*]), the live chart's Bokeh
+    glyphs gain points and the tqdm widget bars advance; Stop then ends the run with last.ckpt written and
+    the rest of the notebook runs."""
     from rstn_core.training.checkpoint import load_checkpoint
 
     url, token, log_path, base = lab
     page = browser_context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(f"{url}/lab/tree/train.ipynb?token={token}", timeout=SLOW_MS)
     page.locator(".jp-Notebook").first.wait_for(timeout=SLOW_MS)
     _wait_idle(url, token, SLOW_MS / 1000)
-    # select the cell that waits for the run, and run everything above it (the kernel then stays idle)
-    page.locator(".jp-Cell").filter(has_text="bundle_path = run.wait()").first.locator(".jp-InputPrompt").click()
+    page.locator(".jp-Notebook").first.click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name=re.compile(r"^Run All Above Selected Cell")).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     status = page.locator(".training-status").first
-    # the chart's status line is refreshed from metrics.jsonl once a second while the run trains
-    expect(status).to_contain_text(re.compile(r"running · step \d+"), timeout=SLOW_MS)
-    shown = status.evaluate("e => (e.shadowRoot || e).textContent")  # Panel renders into a shadow root
-    first = int(re.search(r"step (\d+)", shown).group(1))
-    expect(status).not_to_contain_text(f"step {first},", timeout=SLOW_MS)
-    page.locator(".training-status").first.scroll_into_view_if_needed()
+    waiting = page.locator(".jp-Cell").filter(has_text="await run.wait_async()").first.locator(".jp-InputPrompt")
     FIGURES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(FIGURES / "notebook_train_live.png"))
-    page.get_by_role("button", name=re.compile("^Stop")).click()
-    expect(status).to_contain_text("stopped (resumable)", timeout=SLOW_MS)
+    try:
+        expect(status).to_contain_text(re.compile(r"running · step \d+"), timeout=SLOW_MS)
+        points = lambda: page.evaluate(GLYPH_POINTS_JS, "rstn training loss (live)")  # noqa: E731
+        first = _poll(points, lambda n: bool(n), SLOW_MS / 1000, "points in the live loss chart")
+        expect(waiting).to_contain_text("[*]")  # the updates arrive while the next cell waits for the run
+        more = _poll(points, lambda n: n > first, SLOW_MS / 1000, f"points in the live chart after {first}")
+        bars = _poll(lambda: _bar_counts(page), lambda c: c.get("axial S", (0, 0))[0] > 0, SLOW_MS / 1000,
+                     "the 'axial S' progress bar")
+        assert set(bars) == {"axial S", "axial I", "axial J"} and bars["axial S"][1] == 400, bars
+        done = sum(n for n, _ in bars.values())
+        _poll(lambda: sum(n for n, _ in _bar_counts(page).values()), lambda n: n > done, SLOW_MS / 1000,
+              f"progress beyond {done} iterations")
+        outputs = page.locator(".jp-Cell").filter(has_text="live = pn.state.add_periodic_callback").first
+        outputs.locator(".jp-OutputArea").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(FIGURES / "notebook_train_live.png"))  # mid-run: status, bars, chart
+        live_points = points()
+        page.get_by_role("button", name=re.compile("^Stop")).click()
+        expect(status).to_contain_text("stopped (resumable)", timeout=SLOW_MS)
+        expect(page.locator(".jp-InputPrompt").filter(has_text="[*]")).to_have_count(0, timeout=SLOW_MS)
+        _wait_idle(url, token, SLOW_MS / 1000)
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").filter(
+            has_text=re.compile("Traceback|Error|Attempted to send"))
+        assert errors.count() == 0, errors.all_inner_texts()[:2]
+        final = page.evaluate(GLYPH_POINTS_JS, "rstn training loss (soft-DSC)")  # the chart after the run
+        assert final and final >= points() >= live_points >= more > first > 0, (first, more, live_points, final)
+    except BaseException:
+        page.screenshot(path=str(FIGURES / "notebook_train_lab_failure.png"))
+        raise
+    outputs.locator(".jp-OutputArea").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(FIGURES / "notebook_train_end.png"))  # stopped: red bar, the whole curve
     ckpt = load_checkpoint(base / "train-run" / "axial" / "last.ckpt")
-    assert ckpt["train_state"].global_step > first
+    assert ckpt["train_state"].global_step >= done
     assert not (base / "train-run" / "model.rstn").exists()  # stopped: no bundle until resumed
+    assert not problems, problems
     assert "Traceback" not in log_path.read_text()
 
 
