@@ -19,6 +19,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from rstn_core.types import TRAINED_METHODS, Method
+
 HELP = "train the built-in demo bundles (RSTN and C2F, cpu-small, three views) on phantoms"
 DESCRIPTION = __doc__
 
@@ -43,11 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def _iterations(text: str | None, method: str) -> dict[str, int] | None:
+def _iterations(text: str | None, method: Method) -> dict[str, int] | None:
+    from rstn_core.training.stages import METHOD_STAGES
+
     if not text:
         return None
     pairs = dict(item.split("=") for item in text.split(","))
-    names = {"rstn": ("S", "I", "J"), "c2f": ("coarse", "fine")}[method]
+    names = METHOD_STAGES[method]
     return {k: int(v) for k, v in pairs.items() if k in names} or None
 
 
@@ -59,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     work, out = Path(args.work), Path(args.out)
     phantoms = work / "phantoms"
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    check_demo_args(args, methods)  # before anything is written
+    methods = check_demo_args(args)  # before anything is written
     if not (phantoms / "manifest.csv").is_file():
         write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists(), appearance=args.appearance)
     for method in methods:
@@ -90,14 +93,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_demo_args(args: argparse.Namespace, methods: list[str]) -> None:
-    from rstn_core.commands.common import resolve_device
+def check_demo_args(args: argparse.Namespace) -> list[Method]:
+    """The methods to train, once every argument is checked (``RstnError`` naming the bad one)."""
+    from rstn_core.commands.common import parse_methods, resolve_device
     from rstn_core.errors import RstnError
 
     if args.n < 4:
         raise RstnError(f"--n must be at least 4 (4 folds; fold 0 is held out for testing), got {args.n}")
-    if not methods or any(m not in ("rstn", "c2f") for m in methods):
-        raise RstnError(f"--methods: expected rstn and/or c2f, got {args.methods!r}")
+    methods = parse_methods(args.methods, TRAINED_METHODS)
     for method in methods:
         try:
             _iterations(args.iterations, method)

@@ -81,13 +81,13 @@ def checked_models(args: argparse.Namespace, scratch: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rstn_core.commands.common import resolve_device
+    from rstn_core.commands.common import parse_methods, resolve_device
     from rstn_core.config import InferenceConfig
     from rstn_core.evaluation.crossval import cross_validate
     from rstn_core.evaluation.tables import write_results
     from rstn_core.outputs import check_writable, refuse_existing
 
-    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    methods = parse_methods(args.methods)
     try:
         config = InferenceConfig(max_rounds=args.max_rounds, stop_dsc=args.stop_dsc,
                                  postprocess=not args.no_postprocess, precision=args.precision)

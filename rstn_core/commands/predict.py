@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rstn_core.commands.common import word_argument, word_metavar
 from rstn_core.errors import CheckpointError, DataError, RstnError
+from rstn_core.types import TRAINED_METHODS, Fusion, Method
 
 HELP = "segment a CT (NIfTI file or DICOM folder, or a folder of cases) with a trained bundle"
 DESCRIPTION = """Segment the target organ in CT with the Recurrent Saliency Transformation Network.
@@ -43,12 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--organ", nargs="+", default=None, metavar="NAME_OR_ID",
                    help="organ(s) the bundle(s) must segment (name or label id); refuses a mismatch")
     p.add_argument("--label", type=Path, default=None, help="ground-truth label map, to report the DSC")
-    p.add_argument("--method", choices=("rstn", "c2f", "oracle"), default=None,
+    p.add_argument("--method", type=word_argument(Method), metavar=word_metavar(Method), default=None,
                    help="check the bundle's method; 'oracle' crops from --label (analysis only)")
     p.add_argument("--views", default=None, help="comma-separated subset of the bundle's views (default: all)")
     p.add_argument("--max-rounds", type=int, default=None, help="most fine rounds R (default 10)")
     p.add_argument("--stop-dsc", type=float, default=None, help="inter-round DSC to stop at (default 0.99)")
-    p.add_argument("--fusion", choices=("mean", "vote"), default=None,
+    p.add_argument("--fusion", type=word_argument(Fusion), metavar=word_metavar(Fusion), default=None,
                    help="view fusion at round 0 (default: mean for RSTN, vote for C2F); later rounds use the mean")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default=None,
                    help="numerical precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)")
@@ -102,6 +104,7 @@ def resolve_device(name: str) -> str:
 def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
     from rstn_core.config import InferenceConfig
     from rstn_core.inference.engine import RSTNEngine
+    from rstn_core.inference.fusion import method_fusion
     from rstn_core.models.bundle import load_bundle
     from rstn_core.types import View
 
@@ -112,7 +115,7 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
             hint = " (the built-in demo bundle is not installed; pass --model)" if path == DEMO_BUNDLE else ""
             raise CheckpointError(f"model bundle {path} does not exist{hint}")
         bundle = load_bundle(path, device)
-        if args.method in ("rstn", "c2f") and bundle.method != args.method:
+        if args.method in TRAINED_METHODS and bundle.method != args.method:
             raise CheckpointError(f"--method {args.method} but bundle {path} holds a {bundle.method} model")
         if args.organ and len(paths) == 1:
             check_organ(bundle, args.organ, path)
@@ -126,8 +129,10 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
             if missing:
                 raise CheckpointError(f"bundle {path} has views {[v.value for v in models]}, not {missing}")
             models = {v: models[v] for v in wanted}
-        config = InferenceConfig(fusion="vote") if bundle.method == "c2f" else InferenceConfig()
-        changes: dict[str, Any] = {"postprocess": not args.no_postprocess, "oracle": args.method == "oracle"}
+        fusion, fine_fusion = method_fusion(bundle.method)
+        config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
+        changes: dict[str, Any] = {"postprocess": not args.no_postprocess,
+                                   "crops_from": (args.method or bundle.method).crops_from}
         for key in ("max_rounds", "stop_dsc", "fusion", "batch_size", "precision"):
             if getattr(args, key) is not None:
                 changes[key] = getattr(args, key)
@@ -305,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
     if batch and args.label is not None:
         raise RstnError(f"--label applies to one CT but {args.input} holds {len(cases)} cases; "
                         "for a folder of cases use `rstn evaluate`")
-    if args.method == "oracle" and args.label is None:
+    if args.method is Method.ORACLE and args.label is None:
         raise RstnError("--method oracle crops from the ground truth: pass --label")
     if not batch:
         output = args.output if is_nifti(args.output) else args.output / f"{cases[0][0]}.nii.gz"

@@ -20,12 +20,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from rstn_core.types import BBox, View
+from rstn_core.types import BBox, Method, View
 from rstn_core.views import to_display, to_view
 
 HU_WINDOW = (-135.0, 215.0)  # abdomen W350 L40
 TRUTH_COLOR, PRED_COLOR, BOX_COLOR = "#2ca02c", "#d62728", "#ffd700"
-METHOD_COLORS = {"rstn": "#d62728", "c2f": "#1f77b4", "oracle": "#2ca02c"}
+METHOD_COLORS = {Method.RSTN: "#d62728", Method.C2F: "#1f77b4", Method.ORACLE: "#2ca02c"}
 
 
 # ----------------------------------------------------------------------------- display frame
@@ -247,7 +247,7 @@ def dsc_boxplot(results: Sequence[Any]) -> Figure:
     groups, labels = [], []
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
-        if m != "oracle":
+        if m != Method.ORACLE:
             groups.append([100 * r["coarse_dsc"] for r in mine])
             labels.append(f"{m}\ncoarse")
         groups.append([100 * r["final_dsc"] for r in mine])
@@ -263,7 +263,8 @@ def dsc_boxplot(results: Sequence[Any]) -> Figure:
     return fig
 
 
-def paired_scatter(results: Sequence[Any], a: str = "rstn", b: str = "c2f", field: str = "final_dsc") -> Figure:
+def paired_scatter(results: Sequence[Any], a: Method = Method.RSTN, b: Method = Method.C2F,
+                   field: str = "final_dsc") -> Figure:
     """Case-by-case DSC of method ``a`` (y) against ``b`` (x), with the diagonal: points above it are
     cases ``a`` wins. ``field``: ``final_dsc`` or ``coarse_dsc``. Cases missing from either are left out.
     One axes; the title counts wins and losses."""
@@ -311,9 +312,9 @@ def write_figures(results: Sequence[Any], out_dir: str | Path) -> dict[str, Path
     rows = [r if isinstance(r, Mapping) else r.to_dict() for r in results]
     methods = set(r["method"] for r in rows)
     figures = {"dsc_boxplot": dsc_boxplot(rows), "convergence": convergence_curves(mean_curves(rows))}
-    if {"rstn", "c2f"} <= methods:
-        figures["rstn_vs_c2f"] = paired_scatter(rows, "rstn", "c2f")
-        figures["rstn_vs_c2f_coarse"] = paired_scatter(rows, "rstn", "c2f", field="coarse_dsc")
+    if {Method.RSTN, Method.C2F} <= methods:
+        figures["rstn_vs_c2f"] = paired_scatter(rows, Method.RSTN, Method.C2F)
+        figures["rstn_vs_c2f_coarse"] = paired_scatter(rows, Method.RSTN, Method.C2F, field="coarse_dsc")
     out = Path(out_dir)
     return {name: atomic_write(out / f"{name}.png", lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=100),
                                suffix=".png")

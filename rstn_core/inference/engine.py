@@ -33,7 +33,7 @@ from rstn_core.errors import DataError, RstnError
 from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
 from rstn_core.inference.convergence import inter_round_dsc, stop_reason
-from rstn_core.inference.fusion import METHOD_FUSION, fuse_views, round_fusion
+from rstn_core.inference.fusion import fuse_views, method_fusion, round_fusion
 from rstn_core.inference.postprocess import keep_large_components
 from rstn_core.inference.protocol import ViewModel
 from rstn_core.inference.state import RoundState, SaliencyView
@@ -41,7 +41,7 @@ from rstn_core.intensity import normalize_hu
 from rstn_core.metrics import dsc
 from rstn_core.precision import resolve_precision
 from rstn_core.resample import resample_case
-from rstn_core.types import ALL_VIEWS, BBox, Case, View
+from rstn_core.types import ALL_VIEWS, BBox, Case, CropReference, SaliencySource, View
 from rstn_core.views import centers_touching, from_view, make_windows, to_view
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class RSTNEngine:
         the mean in every round, C2F by majority vote at round 0 and by the mean in its fine rounds.
         """
         if config is None:
-            fusion, fine_fusion = METHOD_FUSION.get(str(bundle.method).lower(), METHOD_FUSION["rstn"])
+            fusion, fine_fusion = method_fusion(bundle.method)
             config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
         return cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing)
 
@@ -151,20 +151,21 @@ class RSTNEngine:
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo == hi:
             raise DataError(f"CT {case.image.source or case.case_id!r} is empty: its values span [{lo}, {hi}] HU")
         probs: dict[View, np.ndarray] = {}
-        with self._no_grad():
+        with self._inference_mode_autocast():
             for view in self.views:
                 probs[view] = self._coarse_view(case.image.data, view)
         return self._finish(case, 0, probs, {v: {} for v in self.views}, None, t0)
 
     def step(self, case: Case, state: RoundState) -> RoundState:
-        """Round t = state.round + 1: saliency, crop from the previous fused mask (or the ground
-        truth in oracle mode), fine nets on the windows touching it, fuse, post-process -> Z_t."""
+        """Round t = state.round + 1: saliency, crop from the reference mask (:meth:`reference_mask`: the
+        previous fused mask, or the ground truth for the oracle), fine nets on the windows touching it,
+        fuse, post-process -> Z_t."""
         t0 = time.perf_counter()
         self.check_case(case)
-        reference = self._reference_mask(case, state)
+        reference = self.reference_mask(case, state)
         probs: dict[View, np.ndarray] = {}
         boxes: dict[View, dict[int, BBox | None]] = {}
-        with self._no_grad():
+        with self._inference_mode_autocast():
             for view in self.views:
                 probs[view], boxes[view] = self._fine_view(case.image.data, view, state, reference)
         return self._finish(case, state.round + 1, probs, boxes, state, t0)
@@ -197,10 +198,10 @@ class RSTNEngine:
         if not 0 <= int(slice_index) < hu_stack.shape[0]:
             raise RstnError(f"slice {slice_index} outside the {view.value} view's 0..{hu_stack.shape[0] - 1}")
         centre = [int(slice_index)]
-        ref_stack = to_view(self._reference_mask(case, state), view)
+        ref_stack = to_view(self.reference_mask(case, state), view)
         box = crop_box(make_windows(ref_stack, centre)[0], self.config.margin)
         prob_stack = self._saliency_stack(state, view)
-        with self._no_grad():
+        with self._inference_mode_autocast():
             x, transformed, weights = self._transformed_windows(self.models[view], hu_stack, prob_stack, centre)
         image = x[0].float().cpu().numpy()
         w = np.ones_like(image) if weights is None else weights[0].float().cpu().numpy()
@@ -215,11 +216,21 @@ class RSTNEngine:
                             f"(every axis needs >= {MIN_CT_SIZE} voxels)")
         if case.label is not None and tuple(case.label.shape) != shape:
             raise DataError(f"label of shape {tuple(case.label.shape)} does not match CT {source!r} of shape {shape}")
-        if self.config.oracle and case.label is None:
+        if self.config.crops_from is CropReference.TRUTH and case.label is None:
             raise RstnError(f"oracle mode crops from the ground truth, but case {case.case_id!r} has no label")
 
+    def reference_mask(self, case: Case, state: RoundState | None) -> np.ndarray:
+        """(X, Y, Z) bool mask round ``state.round + 1`` crops from (``config.crops_from``): the previous
+        fused mask Z_t (``state.mask``), or the ground truth (the oracle: the same mask every round)."""
+        if self.config.crops_from is CropReference.TRUTH:
+            return np.asarray(case.label, dtype=bool)
+        if state is None:
+            raise ValueError("the prediction reference needs the previous round's state")
+        return state.mask
+
     # ------------------------------------------------------------------ internals
-    def _no_grad(self) -> contextlib.ExitStack:
+    def _inference_mode_autocast(self) -> contextlib.ExitStack:
+        """``torch.inference_mode`` and the resolved precision's autocast, entered together."""
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
         stack.enter_context(self.precision.autocast())
@@ -247,17 +258,11 @@ class RSTNEngine:
         stack, _ = acc.result()
         return from_view(stack, view)
 
-    def _reference_mask(self, case: Case, state: RoundState) -> np.ndarray:
-        """(X, Y, Z) bool mask the crops come from: the previous fused mask, or the truth (oracle)."""
-        if self.config.oracle:
-            return np.asarray(case.label, dtype=bool)
-        return state.mask
-
     def _saliency_stack(self, state: RoundState, view: View) -> np.ndarray | None:
         """(L, H, W) previous probability g() reads for ``view``; ``None`` for C2F models."""
         if not getattr(self.models[view], "uses_saliency", True):
             return None
-        if self.config.saliency_source == "fused":
+        if self.config.saliency_source is SaliencySource.FUSED:
             return to_view(state.fused_prob, view)
         if view not in state.view_probs:
             raise RstnError(f"saliency_source='view' needs the previous {view.value} probability; the state has "
@@ -311,8 +316,9 @@ class RSTNEngine:
             mask = keep_large_components(mask, cfg.min_component_fraction)
         inter = inter_round_dsc(None if previous is None else previous.mask, mask)
         truth, grid = truth_dsc(case, mask)
+        fixed = cfg.crops_from is not CropReference.PREDICTION  # the next crops do not come from Z_t
         stopped = stop_reason(round_index, mask, inter, cfg.stop_dsc, cfg.max_rounds,
-                              crops_from_truth=self._crops_from_truth(case))
+                              crops_from_truth=fixed and bool(np.any(self.reference_mask(case, previous))))
         state = RoundState(
             round=round_index,
             fused_prob=fused,
@@ -327,7 +333,3 @@ class RSTNEngine:
         )
         log.debug("case %s round %d: %s", case.case_id, round_index, state.summary())
         return state
-
-    def _crops_from_truth(self, case: Case) -> bool:
-        """Whether the next round crops from a non-empty truth (oracle mode), so an empty mask does not stop it."""
-        return self.config.oracle and case.label is not None and bool(np.any(case.label))

@@ -24,9 +24,9 @@ from rstn_core.config import ModelConfig
 from rstn_core.geometry import BACKGROUND_LOGIT, crop, uncrop
 from rstn_core.models.fcn import FCN8s, build_fcn8s
 from rstn_core.models.saliency import build_saliency
-from rstn_core.types import BBox
+from rstn_core.types import TRAINED_METHODS, BBox, Method
 
-METHODS = ("rstn", "c2f")
+METHODS = TRAINED_METHODS
 
 
 class RSTN(nn.Module):
@@ -43,8 +43,8 @@ class RSTN(nn.Module):
         return self.saliency_net is not None
 
     @property
-    def method(self) -> str:
-        return "rstn" if self.uses_saliency else "c2f"
+    def method(self) -> Method:
+        return Method.RSTN if self.uses_saliency else Method.C2F
 
     def coarse(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) image -> (N, 3, H, W) coarse logits."""
@@ -95,10 +95,11 @@ def build_c2f(config: ModelConfig) -> RSTN:
     return RSTN(build_coarse_fcn(config), build_fcn8s(config), None)
 
 
-def build_model(method: str, config: ModelConfig) -> RSTN:
-    """``method`` 'rstn' or 'c2f' -> a freshly initialised model."""
-    if method == "rstn":
+def build_model(method: Method | str, config: ModelConfig) -> RSTN:
+    """``method`` RSTN or C2F -> a freshly initialised model."""
+    parsed = Method.parse(method)
+    if parsed is Method.RSTN:
         return build_rstn(config)
-    if method == "c2f":
+    if parsed is Method.C2F:
         return build_c2f(config)
-    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    raise ValueError(f"method {method!r} has no model of its own; expected {Method.expected(TRAINED_METHODS)}")

@@ -13,6 +13,7 @@ python ``random`` (lists of ints), numpy's legacy global state (lists/ints), the
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,8 @@ def save_checkpoint(path: str | Path, *, method: str, view: str, configs: dict[s
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "code_version": __version__,
-        "method": method,
-        "view": view,
+        "method": str(method.value if isinstance(method, enum.Enum) else method),  # plain text: safe-loadable
+        "view": str(view.value if isinstance(view, enum.Enum) else view),
         "configs": configs,
         "state": train_state.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},

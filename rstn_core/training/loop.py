@@ -270,7 +270,7 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
             state.iteration += 1
             state.global_step += 1
             values = {f"loss_{t}": float(v.detach()) for t, v in terms.items()}
-            if stage.name == "S":  # the raw total losses the S check averages (see check_window)
+            if spec.checks_convergence:  # the raw total losses the check averages (see check_window)
                 state.recent_fine_losses = (state.recent_fine_losses + [float(loss.detach())])[
                     -check_window(stage.iterations):]
             bar.update(1)
@@ -292,7 +292,7 @@ def train_view(model: RSTN, windows: Sequence, *, view: str, model_config: Model
                 bar.close()
                 return TrainResult(model, state, False, converged_s, precision.to_dict())
         bar.close()
-        if stage.name == "S" and tc.convergence_check and stage.iterations > 0:
+        if spec.checks_convergence and tc.convergence_check and stage.iterations > 0:
             converged_s = stage_s_converged(state.recent_fine_losses, stage.iterations, info)
             if not converged_s and (tc.max_restarts is None or state.restarts < tc.max_restarts):
                 log.warning("%s: stage S did not converge (20-iteration mean total loss over its last 2%%: "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rstn_core.config import ModelConfig, TrainConfig
 from rstn_core.data.augment import AugmentConfig
-from rstn_core.types import ALL_VIEWS, View
+from rstn_core.types import ALL_VIEWS, Method, View
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class TrainingPlan:
     """The configurations of one run, resolved from a recipe name and its overrides."""
 
     recipe: str
-    method: str
+    method: Method
     model_config: ModelConfig
     train_config: TrainConfig
     spacing: tuple[float, float, float] | None = None  # training grid (mm); None = each case's native grid
@@ -40,7 +40,7 @@ RECIPE_SPACING: dict[str, tuple[float, float, float] | None] = {"paper": None, "
                                                                  "tiny": None}
 
 
-def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str | None = None,
+def resolve_plan(recipe: str = "cpu-small", method: Method | str = Method.RSTN, *, preset: str | None = None,
                  seed: int | None = None, stages: Sequence[str] | None = None,
                  iterations: Mapping[str, int] | int | None = None,
                  saliency: str | None = None, precision: str | None = None,
@@ -58,12 +58,13 @@ def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str
     """
     from rstn_core.training.recipes import get_recipe, select_stages, with_iterations
 
+    method = Method.parse(method)
     chosen = get_recipe(recipe, method)
     model_config = chosen.model
     if preset:
         model_config = ModelConfig.from_preset(preset, dropout=model_config.dropout)
     if saliency is not None:
-        if method != "rstn":
+        if method is not Method.RSTN:
             raise ValueError(f"--saliency {saliency!r} applies to RSTN only; C2F has no saliency module")
         model_config = model_config.replace(saliency=saliency)
     train_config = chosen.train
