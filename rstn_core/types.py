@@ -5,7 +5,7 @@ Frames used throughout the library
 * **Canonical frame**: arrays indexed ``(i, j, k)`` along the patient's ``(R, A, S)`` axes
   (nibabel's closest canonical RAS+ orientation). Every volume is processed in this frame.
 * **View frame**: for a view, the canonical array with the view's slicing axis moved to the
-  front, ``(L, H, W)``; ``L`` is the number of slices of that view. See :mod:`rstn_core.views`.
+  front, ``(L, H, W)``; ``L`` is the number of slices of that view. See :mod:`rstn_core.slicing`.
 * **Input frame**: the array layout of the file the user gave us. Predictions are written back
   in this frame with the original affine (:func:`rstn_core.io.save_mask`).
 """

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from rstn_core.slicing import to_display, to_view
 from rstn_core.types import TRAINED_METHODS, Method, View
-from rstn_core.views import to_display, to_view
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Every function returns a :class:`matplotlib.figure.Figure` built with the object-oriented API (no
 pyplot state, no ``show``), so notebooks display it and tests count its axes and images.
 
-Display frame: a view slice ``(H, W)`` from :func:`rstn_core.views.to_view` is shown radiologically
+Display frame: a view slice ``(H, W)`` from :func:`rstn_core.slicing.to_view` is shown radiologically
 (axial: anterior up, the patient's right on the left; coronal/sagittal: superior up) by
 ``display = slice[::-1, ::-1].T`` of shape ``(W, H)``, the same rule as the app; a crop box in
 view-slice pixels goes through :func:`box_to_display`. CT is shown in the abdomen window
@@ -20,8 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from rstn_core.slicing import to_display, to_view
 from rstn_core.types import BBox, Method, View
-from rstn_core.views import to_display, to_view
 
 HU_WINDOW = (-135.0, 215.0)  # abdomen W350 L40
 TRUTH_COLOR, PRED_COLOR, BOX_COLOR = "#2ca02c", "#d62728", "#ffd700"

@@ -41,8 +41,8 @@ from rstn_core.intensity import normalize_hu
 from rstn_core.metrics import dsc
 from rstn_core.precision import resolve_precision
 from rstn_core.resample import resample_case
+from rstn_core.slicing import centers_touching, from_view, make_windows, to_view
 from rstn_core.types import ALL_VIEWS, BBox, Case, CropReference, SaliencySource, View
-from rstn_core.views import centers_touching, from_view, make_windows, to_view
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import group_by_box_size
 from rstn_core.inference.convergence import StopReason
 from rstn_core.inference.engine import RSTNEngine
+from rstn_core.slicing import centers_touching, make_windows, to_view
 from rstn_core.types import ALL_VIEWS, Case, View
-from rstn_core.views import centers_touching, make_windows, to_view
 
 
 def engine_for(models, **config) -> RSTNEngine:

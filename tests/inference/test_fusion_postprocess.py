@@ -8,8 +8,8 @@ import pytest
 from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
 from rstn_core.inference.fusion import fuse_views, merge_organs
 from rstn_core.inference.postprocess import keep_large_components
+from rstn_core.slicing import accumulate_windows
 from rstn_core.types import BBox
-from rstn_core.views import accumulate_windows
 
 # three views, three voxels (hand-computed):
 #   voxel 0: 0.9, 0.4, 0.4 -> mean 0.5667 (fg), votes 1/3 (bg)
