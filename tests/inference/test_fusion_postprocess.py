@@ -95,7 +95,7 @@ def test_postprocess_matches_labelling_the_whole_volume(seed):
 
 
 def test_fast_float16_cast_rounds_exactly_as_numpy():
-    from rstn_core.inference.engine import cast
+    from rstn_core.inference.state import cast
 
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.random(10_000, dtype=np.float32), rng.normal(0, 1e4, 1000).astype(np.float32),
