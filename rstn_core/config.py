@@ -67,12 +67,8 @@ def _check(cond: bool, message: str) -> None:
 def _parse_word(config: _Config, name: str, kind: type[Word], allowed: tuple[Word, ...] | None = None) -> None:
     """Replace the string field ``name`` of a frozen config by its ``kind`` member (parsed once, here)."""
     value = getattr(config, name)
-    allowed = tuple(kind) if allowed is None else allowed
-    try:
-        member = kind.parse(value)
-    except ValueError:
-        member = None
-    if member not in allowed:
+    member = kind.find(value, allowed)
+    if member is None:
         raise ValueError(f"{type(config).__name__}.{name} must be {kind.expected(allowed)}, got {value!r}")
     object.__setattr__(config, name, member)
 

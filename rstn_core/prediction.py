@@ -75,9 +75,7 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
     Returns a summary dict (rounds, stop reason, voxels, volume in mL, seconds, DSC if ``label``).
     """
     import numpy as np
-    from tqdm import tqdm
 
-    from rstn_core.inference.diagnose import explain_empty
     from rstn_core.inference.fusion import merge_organs
     from rstn_core.io import load_case, save_mask, save_probability
     from rstn_core.resample import mask_on_input, prob_on_input
@@ -88,21 +86,7 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
     case = load_case(image, label if len(organs) == 1 else None, targets, case_id=case_id)
     finals, works, seconds_of = {}, {}, {}
     for organ in organs:
-        engine = organ.engine
-        work = engine.prepare(case)  # on the grid the model was trained at (results come back below)
-        bar = tqdm(total=engine.config.max_rounds + 1, desc=f"{case.case_id} {organ.name}", unit="round",
-                   disable=not progress, leave=False)
-        state, engine_seconds = None, 0.0
-        for state in engine.iterate(work):
-            engine_seconds += state.seconds  # every round, not only the last
-            bar.set_postfix_str(f"voxels={state.voxels}" + (
-                "" if state.inter_round_dsc is None else f" inter-DSC={state.inter_round_dsc:.4f}"))
-            bar.update(1)
-        bar.close()
-        finals[organ.label_id], works[organ.label_id] = state, work
-        seconds_of[organ.label_id] = engine_seconds
-        for warning in explain_empty(case, state, engine):
-            log.warning("%s (%s): %s", case.case_id, organ.name, warning)
+        finals[organ.label_id], works[organ.label_id], seconds_of[organ.label_id] = _run_organ(organ, case, progress)
     seconds = sum(seconds_of.values())
     voxel_ml = float(np.prod(case.image.spacing)) / 1000.0
     masks = {i: mask_on_input(works[i], s.mask) for i, s in finals.items()}  # (X, Y, Z) input grid
@@ -116,7 +100,7 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
         summary = {"case": case.case_id, "organ": organs[0].name, "rounds": state.round, "stopped": state.stopped,
                    "voxels": voxels, "volume_ml": voxels * voxel_ml, "seconds": seconds,
                    "dsc": state.dsc_vs_truth, "dsc_grid": state.dsc_grid, "output": str(output),
-                   "grid": grid_note(works[organs[0].label_id]), "precision": engine.precision.resolved}
+                   "grid": grid_note(works[organs[0].label_id]), "precision": organs[0].engine.precision.resolved}
         return summary
     probs = {i: prob_on_input(works[i], s.fused_prob) for i, s in finals.items()}
     labels = merge_organs(probs, masks)
@@ -135,6 +119,29 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
             "voxels": sum(voxels.values()), "volume_ml": sum(voxels.values()) * voxel_ml, "seconds": seconds,
             "dsc": None, "output": str(output), "labels": str(table_path),
             "precision": organs[0].engine.precision.resolved}
+
+
+def _run_organ(organ: Organ, case: Any, progress: bool) -> tuple[Any, Any, float]:
+    """Every round of ``organ``'s engine on ``case`` -> (final RoundState, the case on the model grid,
+    seconds of all rounds); an empty result's plain-words reasons are logged."""
+    from tqdm import tqdm
+
+    from rstn_core.inference.diagnose import explain_empty
+
+    engine = organ.engine
+    work = engine.prepare(case)  # on the grid the model was trained at (results come back on the input grid)
+    bar = tqdm(total=engine.config.max_rounds + 1, desc=f"{case.case_id} {organ.name}", unit="round",
+               disable=not progress, leave=False)
+    state, seconds = None, 0.0
+    for state in engine.iterate(work):
+        seconds += state.seconds  # every round, not only the last
+        bar.set_postfix_str(f"voxels={state.voxels}" + (
+            "" if state.inter_round_dsc is None else f" inter-DSC={state.inter_round_dsc:.4f}"))
+        bar.update(1)
+    bar.close()
+    for warning in explain_empty(case, state, engine):
+        log.warning("%s (%s): %s", case.case_id, organ.name, warning)
+    return state, work, seconds
 
 
 def grid_note(work: Any) -> str:

@@ -52,6 +52,16 @@ class Word(enum.StrEnum):
             names = ", ".join(v.value for v in cls)
             raise ValueError(f"unknown {cls.noun()} {value!r}; expected one of: {names}") from None
 
+    @classmethod
+    def find(cls, value: object, among: tuple[Word, ...] | None = None) -> Self | None:
+        """The member ``value`` names (of ``among``, default all), or ``None``: for callers that word their
+        own refusal."""
+        try:
+            member = cls.parse(value)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+        return member if among is None or member in among else None
+
 
 class View(Word):
     """The three anatomical views; each has its own networks (SPEC §1.3)."""

@@ -52,3 +52,15 @@ def test_cli_method_lists_are_parsed_at_the_edge():
     assert parse_methods("RSTN, oracle") == [Method.RSTN, Method.ORACLE]
     with pytest.raises(RstnError, match="--methods: unknown method 'oracle'; expected some of rstn, c2f"):
         parse_methods("rstn,oracle", (Method.RSTN, Method.C2F))
+
+
+def test_case_results_read_back_from_json_carry_members():
+    from rstn_core.evaluation.crossval import CaseResult
+    from rstn_core.inference.convergence import StopReason
+
+    saved = json.loads(json.dumps({"method": Method.ORACLE, "fold": 0, "case_id": "c", "coarse_dsc": 0.5,
+                                   "dsc_per_round": [0.5], "inter_round_dsc": [], "final_dsc": 0.5, "rounds": 0,
+                                   "converged": False, "stopped": StopReason.EMPTY_COARSE, "rounds_to": {},
+                                   "seconds": 1.0}))
+    result = CaseResult(**saved)
+    assert result.method is Method.ORACLE and result.stopped is StopReason.EMPTY_COARSE

@@ -14,11 +14,8 @@ def word_argument(kind: type[Word], allowed: tuple[Word, ...] | None = None) -> 
     allowed = tuple(kind) if allowed is None else allowed
 
     def parse(text: str) -> Word:
-        try:
-            member = kind.parse(text)
-        except ValueError:
-            member = None
-        if member not in allowed:
+        member = kind.find(text, allowed)
+        if member is None:
             raise argparse.ArgumentTypeError(f"expected {kind.expected(allowed)}, got {text!r}")
         return member
 
@@ -37,11 +34,8 @@ def parse_methods(text: str, allowed: tuple[Method, ...] = tuple(Method), option
     names = ", ".join(m.value for m in allowed)
     methods = []
     for word in words:
-        try:
-            method = Method.parse(word)
-        except ValueError:
-            method = None
-        if method not in allowed:
+        method = Method.find(word, allowed)
+        if method is None:
             raise RstnError(f"{option}: unknown method {word!r}; expected some of {names}")
         methods.append(method)
     if not methods:
@@ -71,7 +65,7 @@ def resolve_device(name: str) -> str:
 
 def check_train_args(args) -> None:
     """``rstn train``: folds, device and the run folder (refused unless --overwrite or --resume)."""
-    from rstn_core.outputs import prepare_run_folder
+    from rstn_core.folders import prepare_run_folder
 
     if args.split is None:
         if args.folds < 2:

@@ -62,6 +62,10 @@ class CaseResult:
     rounds_to: dict[str, int | None]
     seconds: float
 
+    def __post_init__(self) -> None:  # read back from results.json: the words become members here
+        object.__setattr__(self, "method", Method.parse(self.method))
+        object.__setattr__(self, "stopped", StopReason(self.stopped))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -123,11 +127,7 @@ def _fold_index(path: Path) -> int | None:
 
 def _bundle_method(word: str) -> Method | None:
     """The trained method a folder or file-name prefix names (``rstn``, ``c2f``, any case), else ``None``."""
-    try:
-        method = Method.parse(word)
-    except ValueError:
-        return None
-    return method if method in TRAINED_METHODS else None
+    return Method.find(word, TRAINED_METHODS)
 
 
 def find_fold_bundles(models: str | Path) -> tuple[dict[Method, list[Path]], list[list[str]] | None]:

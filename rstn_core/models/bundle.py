@@ -57,11 +57,8 @@ class ModelBundle:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        try:
-            method = Method.parse(self.method)
-        except ValueError:
-            method = None
-        if method not in METHODS:
+        method = Method.find(self.method, METHODS)
+        if method is None:
             raise ValueError(f"bundle method must be {Method.expected(METHODS)}, got {self.method!r}")
         self.method = method
 
