@@ -77,3 +77,18 @@ def test_explicit_generators_give_the_same_initial_weights():
     c = build_model("rstn", mc, torch.Generator().manual_seed(4)).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_checkpoints_written_before_the_explicit_generators_still_restore():
+    """Old checkpoints hold torch's global CPU state (and Python/NumPy global states, now ignored)."""
+    from rstn_core.training.checkpoint import capture_rng, restore_rng
+
+    torch.manual_seed(7)
+    old = {"python": [3, [0] * 625, None], "numpy_global": ["MT19937", [0] * 624, 0, 0, 0.0],
+           "numpy_generator": np.random.default_rng(1).bit_generator.state, "torch": torch.get_rng_state()}
+    rng, gen = np.random.default_rng(0), torch.Generator()
+    restore_rng(old, rng, gen)
+    expected = torch.rand(3)  # the global stream the old checkpoint recorded
+    assert torch.equal(torch.rand(3, generator=gen), expected)
+    assert rng.integers(1 << 30) == np.random.default_rng(1).integers(1 << 30)
+    assert set(capture_rng(rng, gen)) == {"numpy_generator", "torch"}
