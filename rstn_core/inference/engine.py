@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from rstn_core.config import DataConfig, InferenceConfig
-from rstn_core.errors import DataError, RstnError
+from rstn_core.errors import RstnError
 from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
+from rstn_core.inference.checks import check_case, check_values
 from rstn_core.inference.convergence import inter_round_dsc, stop_reason
 from rstn_core.inference.fusion import fuse_views, method_fusion, round_fusion
 from rstn_core.inference.postprocess import keep_large_components
@@ -44,8 +45,6 @@ from rstn_core.slicing import centers_touching, from_view, make_windows, to_view
 from rstn_core.types import ALL_VIEWS, BBox, Case, CropReference, SaliencySource, View
 
 log = logging.getLogger(__name__)
-
-MIN_CT_SIZE = 3  # every axis must hold at least one full 3-slice window
 
 
 class RSTNEngine:
@@ -126,9 +125,7 @@ class RSTNEngine:
         """Round 0: coarse nets on every window of each view, average, fuse, threshold -> Z_0."""
         t0 = time.perf_counter()
         self.check_case(case)
-        lo, hi = float(case.image.data.min()), float(case.image.data.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo == hi:
-            raise DataError(f"CT {case.image.source or case.case_id!r} is empty: its values span [{lo}, {hi}] HU")
+        check_values(case)
         probs: dict[View, np.ndarray] = {}
         with self._inference_mode_autocast():
             for view in self.views:
@@ -187,16 +184,8 @@ class RSTNEngine:
         return SaliencyView(view, int(slice_index), image, w, transformed[0].float().cpu().numpy(), box)
 
     def check_case(self, case: Case) -> None:
-        """Refuse CTs the engine cannot run on, naming the offending value."""
-        shape = case.image.shape
-        source = case.image.source or case.case_id
-        if len(shape) != 3 or min(shape) < MIN_CT_SIZE:
-            raise DataError(f"CT {source!r} of shape {shape} is smaller than a 3-slice window in some view "
-                            f"(every axis needs >= {MIN_CT_SIZE} voxels)")
-        if case.label is not None and tuple(case.label.shape) != shape:
-            raise DataError(f"label of shape {tuple(case.label.shape)} does not match CT {source!r} of shape {shape}")
-        if self.config.crops_from is CropReference.TRUTH and case.label is None:
-            raise RstnError(f"oracle mode crops from the ground truth, but case {case.case_id!r} has no label")
+        """Refuse CTs the engine cannot run on, naming the offending value (:mod:`~rstn_core.inference.checks`)."""
+        check_case(case, needs_label=self.config.crops_from is CropReference.TRUTH)
 
     def reference_mask(self, case: Case, state: RoundState | None) -> np.ndarray:
         """(X, Y, Z) bool mask round ``state.round + 1`` crops from (``config.crops_from``): the previous
