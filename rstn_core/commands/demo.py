@@ -108,6 +108,7 @@ def check_demo_args(args: argparse.Namespace) -> list[Method]:
             raise RstnError(f"--iterations must look like S=500,I=250,J=250, got {args.iterations!r}") from None
     if args.device != "cpu":
         resolve_device(args.device)
+    return methods
 
 
 def _argv(args: argparse.Namespace) -> str:
