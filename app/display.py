@@ -2,7 +2,7 @@
 
 Display frame
 -------------
-A view slice from :func:`rstn_core.views.to_view` is ``(H, W)``: the two canonical (R, A, S) axes
+A view slice from :func:`rstn_core.slicing.to_view` is ``(H, W)``: the two canonical (R, A, S) axes
 other than the view's slicing axis, in order (axial: (R, A); coronal: (R, S); sagittal: (A, S)).
 On screen we follow the radiological convention:
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rstn_core.slicing import to_display, to_view
 from rstn_core.types import BBox, View
-from rstn_core.views import to_display, to_view
 
 # Window presets (centre/width in HU). "model" is the network's own clip window (SPEC §1.2).
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {

@@ -42,8 +42,8 @@ from rstn_core.inference.batching import chunks, group_by_box_size  # noqa: E402
 from rstn_core.inference.engine import RSTNEngine  # noqa: E402
 from rstn_core.intensity import normalize_hu  # noqa: E402
 from rstn_core.models.rstn import build_model  # noqa: E402
+from rstn_core.slicing import make_windows, to_view  # noqa: E402
 from rstn_core.types import ALL_VIEWS, Case, Orientation, Volume  # noqa: E402
-from rstn_core.views import make_windows, to_view  # noqa: E402
 
 CPU = torch.device("cpu")
 ORGAN_HU = 230.0

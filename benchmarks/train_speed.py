@@ -17,9 +17,10 @@ import torch
 
 from rstn_core.config import ModelConfig
 from rstn_core.models.rstn import build_model
-from rstn_core.training.loop import build_optimizer, unrolled_loss
+from rstn_core.training.optim import build_optimizer
 from rstn_core.training.recipes import get_recipe
 from rstn_core.training.stages import STAGE_SPECS
+from rstn_core.training.unroll import unrolled_loss
 
 
 def bench(preset: str, device: torch.device, iterations: int, size: tuple[int, int]) -> dict:

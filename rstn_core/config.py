@@ -7,8 +7,11 @@ stored beside the weights in a checkpoint or bundle and read back without execut
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from rstn_core.types import TRAINED_METHODS, CropReference, Fusion, Method, ProbDtype, SaliencySource, Word
 
 T = TypeVar("T", bound="_Config")
 
@@ -36,6 +39,8 @@ class _Config:
         out = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
+            if isinstance(value, enum.Enum):
+                value = value.value  # a plain str: bundles and checkpoints hold plain values only
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -57,6 +62,15 @@ class _Config:
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ValueError(message)
+
+
+def _parse_word(config: _Config, name: str, kind: type[Word], allowed: tuple[Word, ...] | None = None) -> None:
+    """Replace the string field ``name`` of a frozen config by its ``kind`` member (parsed once, here)."""
+    value = getattr(config, name)
+    member = kind.find(value, allowed)
+    if member is None:
+        raise ValueError(f"{type(config).__name__}.{name} must be {kind.expected(allowed)}, got {value!r}")
+    object.__setattr__(config, name, member)
 
 
 @dataclass(frozen=True)
@@ -139,35 +153,35 @@ class InferenceConfig(_Config):
     releases threshold the mean there; C2F votes only at round 0). ``"vote"`` in both reproduces the
     old every-round vote, for ablations only.
     ``saliency_source``: ``"fused"`` (released code) or ``"view"`` (the paper's per-view P).
+    ``crops_from``: the reference mask of the fine rounds' crops, ``"prediction"`` (Z_{t-1}) or ``"truth"``
+    (the oracle). Mode strings are parsed into their enums (``rstn_core.types``) here, once.
     ``batch_size``: windows (and equal-size fine crops) per network call.
     ``precision``: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (:mod:`rstn_core.precision`: fp16 autocast
     on CUDA, bf16 on a CPU with native bf16, else fp32); the engine records what it resolved to.
     """
 
-    fusion: str = "mean"
-    fine_fusion: str = "mean"
-    saliency_source: str = "fused"
+    fusion: Fusion = Fusion.MEAN
+    fine_fusion: Fusion = Fusion.MEAN
+    saliency_source: SaliencySource = SaliencySource.FUSED
     postprocess: bool = True
     threshold: float = 0.5
     max_rounds: int = 10
     stop_dsc: float = 0.99
     margin: int = 20
-    oracle: bool = False
+    crops_from: CropReference = CropReference.PREDICTION
     batch_size: int = 8
     precision: str = "auto"
-    view_prob_dtype: str = "float16"  # storage of RoundState.view_probs ("float16" or "float32")
+    view_prob_dtype: ProbDtype = ProbDtype.FLOAT16  # storage of RoundState.view_probs
     min_component_fraction: float = 0.5  # post-processing: keep components >= this x the largest
 
     def __post_init__(self) -> None:
-        _check(self.view_prob_dtype in ("float16", "float32"),
-               f"InferenceConfig.view_prob_dtype must be 'float16' or 'float32', got {self.view_prob_dtype!r}")
+        _parse_word(self, "view_prob_dtype", ProbDtype)
+        _parse_word(self, "fusion", Fusion)
+        _parse_word(self, "fine_fusion", Fusion)
+        _parse_word(self, "saliency_source", SaliencySource)
+        _parse_word(self, "crops_from", CropReference)
         _check(0.0 <= self.min_component_fraction <= 1.0,
                f"InferenceConfig.min_component_fraction must be in [0, 1], got {self.min_component_fraction}")
-        _check(self.fusion in ("mean", "vote"), f"InferenceConfig.fusion must be 'mean' or 'vote', got {self.fusion!r}")
-        _check(self.fine_fusion in ("mean", "vote"),
-               f"InferenceConfig.fine_fusion must be 'mean' or 'vote', got {self.fine_fusion!r}")
-        _check(self.saliency_source in ("fused", "view"),
-               f"InferenceConfig.saliency_source must be 'fused' or 'view', got {self.saliency_source!r}")
         _check(0.0 < self.threshold < 1.0, f"InferenceConfig.threshold must be in (0, 1), got {self.threshold}")
         _check(self.max_rounds >= 0, f"InferenceConfig.max_rounds must be >= 0, got {self.max_rounds}")
         _check(0.0 < self.stop_dsc <= 1.0, f"InferenceConfig.stop_dsc must be in (0, 1], got {self.stop_dsc}")
@@ -203,7 +217,7 @@ class TrainConfig(_Config):
     ``stages`` is stored as a tuple of dicts in ``to_dict`` output; ``from_dict`` rebuilds them.
     """
 
-    method: str = "rstn"
+    method: Method = Method.RSTN
     stages: tuple[StageConfig, ...] = field(default_factory=_paper_stages)
     optimizer: str = "sgd"
     lr: float = 1e-5  # theta_C; theta_F and eta get lr * fine_lr_factor
@@ -225,7 +239,7 @@ class TrainConfig(_Config):
     bias_lr_factor: float = 2.0  # biases: lr x 2 and no weight decay (the released prototxts' lr_mult 2)
 
     def __post_init__(self) -> None:
-        _check(self.method in ("rstn", "c2f"), f"TrainConfig.method must be 'rstn' or 'c2f', got {self.method!r}")
+        _parse_word(self, "method", Method, TRAINED_METHODS)
         _check(self.optimizer in ("sgd", "adam"),
                f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         _check(self.lr > 0, f"TrainConfig.lr must be > 0, got {self.lr}")

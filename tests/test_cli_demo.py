@@ -26,3 +26,15 @@ def test_demo_train_writes_half_precision_bundles_and_records(tmp_path):
     # stored as float16: about half the size of the float32 weights
     n_params = sum(p.numel() for p in load_bundle(out / "rstn.rstn").models[View.AXIAL].parameters())
     assert (out / "rstn.rstn").stat().st_size < 3 * n_params
+
+
+def test_demo_args_give_the_methods_to_train(tmp_path):
+    import argparse
+
+    from rstn_core.commands import demo
+    from rstn_core.types import Method
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--methods", "C2F,rstn"])
+    assert demo.check_demo_args(args) == [Method.C2F, Method.RSTN]

@@ -168,7 +168,7 @@ def test_several_organs_make_one_label_map_with_a_table(tmp_path):
 
 
 def test_a_dicom_folder_is_one_case(tmp_path):
-    from rstn_core.dicom import write_dicom_series
+    from rstn_core.dicom_write import write_dicom_series
 
     organ = ellipsoid(SHAPE, centre=(8, 12, 9), radii=(4, 6, 3))
     hu = np.random.default_rng(0).uniform(-100, 100, size=SHAPE).round().astype(np.float32)

@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from rstn_core import dicom, io
+from rstn_core import dicom, dicom_write, io
 from rstn_core.errors import DataError
 
 SHAPE = (9, 10, 11)
@@ -30,7 +30,7 @@ def hu_volume(shape=SHAPE) -> np.ndarray:
 @pytest.fixture
 def series(tmp_path):
     hu, affine = hu_volume(), ras_affine()
-    paths = dicom.write_dicom_series(hu, affine, tmp_path / "series", intercept=-1024, slope=1,
+    paths = dicom_write.write_dicom_series(hu, affine, tmp_path / "series", intercept=-1024, slope=1,
                                      rng=np.random.default_rng(7))
     return hu, affine, paths
 
@@ -64,7 +64,7 @@ def test_raw_series_is_lps_converted_to_ras(series):
 def test_slope_and_negative_stored_values(tmp_path):
     hu = hu_volume((5, 7, 3))
     hu -= hu % 2  # representable with slope 2
-    paths = dicom.write_dicom_series(hu, ras_affine(), tmp_path / "s", intercept=0, slope=2)
+    paths = dicom_write.write_dicom_series(hu, ras_affine(), tmp_path / "s", intercept=0, slope=2)
     assert pydicom.dcmread(paths[0]).PixelRepresentation == 1
     np.testing.assert_array_equal(io.load_volume(tmp_path / "s").data, hu)
 
@@ -73,7 +73,7 @@ def test_flipped_input_orientation_round_trips(tmp_path):
     hu = hu_volume()
     lps = np.diag([-0.7, -0.8, 2.5, 1.0])  # world R decreasing along i, A decreasing along j
     lps[:3, 3] = [5.0, 6.0, 7.0]
-    dicom.write_dicom_series(hu, lps, tmp_path / "s")
+    dicom_write.write_dicom_series(hu, lps, tmp_path / "s")
     volume = io.load_volume(tmp_path / "s")
     np.testing.assert_array_equal(io.to_input_frame(volume.data, volume.orientation), hu)
     np.testing.assert_allclose(volume.orientation.original_affine, lps, atol=1e-5)
@@ -110,7 +110,7 @@ def test_uneven_spacing_is_refused(series):
 
 def test_mixed_sizes_are_refused(series, tmp_path):
     _, _, paths = series
-    small = dicom.write_dicom_series(hu_volume((9, 8, 2)), ras_affine(origin=(-30, 12, 200)), tmp_path / "other")
+    small = dicom_write.write_dicom_series(hu_volume((9, 8, 2)), ras_affine(origin=(-30, 12, 200)), tmp_path / "other")
     ds = pydicom.dcmread(small[0])
     ds.SeriesInstanceUID = pydicom.dcmread(paths[0]).SeriesInstanceUID
     ds.save_as(paths[0].parent / "odd_size.dcm")
@@ -121,19 +121,19 @@ def test_mixed_sizes_are_refused(series, tmp_path):
 def test_several_series_pick_the_largest_or_refuse_a_tie(tmp_path):
     root = tmp_path / "study"
     big = hu_volume((5, 6, 7))
-    dicom.write_dicom_series(big, ras_affine(), root / "a", series_uid="1.2.3.1")
-    dicom.write_dicom_series(hu_volume((5, 6, 3)), ras_affine(), root / "b", series_uid="1.2.3.2")
+    dicom_write.write_dicom_series(big, ras_affine(), root / "a", series_uid="1.2.3.1")
+    dicom_write.write_dicom_series(hu_volume((5, 6, 3)), ras_affine(), root / "b", series_uid="1.2.3.2")
     np.testing.assert_array_equal(io.load_volume(root).data, big)
     data, _ = dicom.read_dicom_series(root, series_uid="1.2.3.2")
     assert data.shape == (5, 6, 3)
     assert sorted(dicom.list_series(root)) == ["1.2.3.1", "1.2.3.2"]
-    dicom.write_dicom_series(hu_volume((5, 6, 7)), ras_affine(), root / "c", series_uid="1.2.3.3")
+    dicom_write.write_dicom_series(hu_volume((5, 6, 7)), ras_affine(), root / "c", series_uid="1.2.3.3")
     with pytest.raises(DataError, match=r"several CT series.*1\.2\.3\.1.*7 slices"):
         io.load_volume(root)
 
 
 def test_single_slice_series_is_refused(tmp_path):
-    dicom.write_dicom_series(hu_volume((5, 6, 1)), ras_affine(), tmp_path / "one")
+    dicom_write.write_dicom_series(hu_volume((5, 6, 1)), ras_affine(), tmp_path / "one")
     with pytest.raises(DataError, match="single slice"):
         io.load_volume(tmp_path / "one")
 

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from reliability_helpers import leftovers, one_line_error, rstn, write_ct, write_tiny_bundle  # noqa: E402
 
-from rstn_core import outputs  # noqa: E402
+from rstn_core import folders, outputs  # noqa: E402
 from rstn_core.cli import main  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def test_predict_batch_into_its_own_input_folder_is_refused(tmp_path, bundle, ha
 def test_predict_output_inside_a_dicom_input_folder_is_refused(tmp_path, bundle, hash_tree):
     import numpy as np
 
-    from rstn_core.dicom import write_dicom_series
+    from rstn_core.dicom_write import write_dicom_series
 
     write_dicom_series(np.zeros((9, 10, 6), np.float32), np.diag([0.8, 0.8, 2.0, 1.0]), tmp_path / "series")
     before = hash_tree(tmp_path / "series")
@@ -90,7 +90,7 @@ def test_train_overwrite_removes_the_earlier_run_files(tmp_path):
     (run / "axial").mkdir(parents=True)
     (run / "axial" / "metrics.jsonl").write_text('{"old": 1}\n')
     (run / "notes.txt").write_text("mine")
-    outputs.prepare_run_folder(run, overwrite=True, resume=False)
+    folders.prepare_run_folder(run, overwrite=True, resume=False)
     assert not (run / "axial" / "metrics.jsonl").exists() and (run / "notes.txt").exists()
 
 
@@ -230,7 +230,7 @@ def test_stale_checkpoint_temp_is_removed_by_the_next_run(tmp_path):
     stale = tmp_path / "axial" / ".last.ckpt.k3j_x9q2.tmp"
     stale.write_bytes(b"")
     (tmp_path / "axial" / "last.ckpt").write_bytes(b"checkpoint")
-    outputs.prepare_run_folder(tmp_path, overwrite=False, resume=True)
+    folders.prepare_run_folder(tmp_path, overwrite=False, resume=True)
     assert not stale.exists() and (tmp_path / "axial" / "last.ckpt").exists()
 
 

@@ -33,7 +33,7 @@ def run_bundle(path: Path, case, oracle: bool = False) -> dict:
     bundle = load_bundle(path)
     engine = RSTNEngine.from_bundle(bundle)
     if oracle:
-        engine = engine.with_config(oracle=True)
+        engine = engine.with_config(crops_from="truth")
     work = engine.prepare(case)
     states, t0 = [], time.perf_counter()
     for state in engine.iterate(work):

@@ -2,7 +2,45 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+
 from rstn_core.errors import RstnError
+from rstn_core.types import Method, Word
+
+
+def word_argument(kind: type[Word], allowed: tuple[Word, ...] | None = None) -> Callable[[str], Word]:
+    """An argparse ``type`` that turns the argument into a ``kind`` member (of ``allowed``, default all)."""
+    allowed = tuple(kind) if allowed is None else allowed
+
+    def parse(text: str) -> Word:
+        member = kind.find(text, allowed)
+        if member is None:
+            raise argparse.ArgumentTypeError(f"expected {kind.expected(allowed)}, got {text!r}")
+        return member
+
+    parse.__name__ = kind.noun()
+    return parse
+
+
+def word_metavar(kind: type[Word], allowed: tuple[Word, ...] | None = None) -> str:
+    """``{a,b,c}``: the values as argparse shows choices."""
+    return "{" + ",".join(m.value for m in (kind if allowed is None else allowed)) + "}"
+
+
+def parse_methods(text: str, allowed: tuple[Method, ...] = tuple(Method), option: str = "--methods") -> list[Method]:
+    """``"rstn,c2f"`` -> [Method.RSTN, Method.C2F] (the edge where method names become members)."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    names = ", ".join(m.value for m in allowed)
+    methods = []
+    for word in words:
+        method = Method.find(word, allowed)
+        if method is None:
+            raise RstnError(f"{option}: unknown method {word!r}; expected some of {names}")
+        methods.append(method)
+    if not methods:
+        raise RstnError(f"{option}: name at least one of {names}, got {text!r}")
+    return methods
 
 
 def resolve_device(name: str) -> str:
@@ -27,7 +65,7 @@ def resolve_device(name: str) -> str:
 
 def check_train_args(args) -> None:
     """``rstn train``: folds, device and the run folder (refused unless --overwrite or --resume)."""
-    from rstn_core.outputs import prepare_run_folder
+    from rstn_core.folders import prepare_run_folder
 
     if args.split is None:
         if args.folds < 2:

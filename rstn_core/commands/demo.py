@@ -19,6 +19,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from rstn_core.types import TRAINED_METHODS, Method
+
 HELP = "train the built-in demo bundles (RSTN and C2F, cpu-small, three views) on phantoms"
 DESCRIPTION = __doc__
 
@@ -46,11 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def _iterations(text: str | None, method: str) -> dict[str, int] | None:
+def _iterations(text: str | None, method: Method) -> dict[str, int] | None:
+    from rstn_core.training.stages import METHOD_STAGES
+
     if not text:
         return None
     pairs = dict(item.split("=") for item in text.split(","))
-    names = {"rstn": ("S", "I", "J"), "c2f": ("coarse", "fine")}[method]
+    names = METHOD_STAGES[method]
     return {k: int(v) for k, v in pairs.items() if k in names} or None
 
 
@@ -62,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     work, out = Path(args.work), Path(args.out)
     phantoms = work / "phantoms"
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    check_demo_args(args, methods)  # before anything is written
+    methods = check_demo_args(args)  # before anything is written
     if not (phantoms / "manifest.csv").is_file():
         write_phantom_dataset(phantoms, args.n, args.seed, overwrite=phantoms.exists(), appearance=args.appearance,
                               anatomy=ANATOMY_VERSION, fov=args.fov)
@@ -96,14 +99,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_demo_args(args: argparse.Namespace, methods: list[str]) -> None:
-    from rstn_core.commands.common import resolve_device
+def check_demo_args(args: argparse.Namespace) -> list[Method]:
+    """The methods to train, once every argument is checked (``RstnError`` naming the bad one)."""
+    from rstn_core.commands.common import parse_methods, resolve_device
     from rstn_core.errors import RstnError
 
     if args.n < 4:
         raise RstnError(f"--n must be at least 4 (4 folds; fold 0 is held out for testing), got {args.n}")
-    if not methods or any(m not in ("rstn", "c2f") for m in methods):
-        raise RstnError(f"--methods: expected rstn and/or c2f, got {args.methods!r}")
+    methods = parse_methods(args.methods, TRAINED_METHODS)
     for method in methods:
         try:
             _iterations(args.iterations, method)
@@ -111,6 +114,7 @@ def check_demo_args(args: argparse.Namespace, methods: list[str]) -> None:
             raise RstnError(f"--iterations must look like S=500,I=250,J=250, got {args.iterations!r}") from None
     if args.device != "cpu":
         resolve_device(args.device)
+    return methods
 
 
 def _argv(args: argparse.Namespace) -> str:

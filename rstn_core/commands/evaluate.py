@@ -81,13 +81,14 @@ def checked_models(args: argparse.Namespace, scratch: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rstn_core.commands.common import resolve_device
+    from rstn_core.commands.common import parse_methods, resolve_device
     from rstn_core.config import InferenceConfig
     from rstn_core.evaluation.crossval import cross_validate
     from rstn_core.evaluation.tables import write_results
-    from rstn_core.outputs import check_writable, refuse_existing
+    from rstn_core.folders import check_writable
+    from rstn_core.outputs import refuse_existing
 
-    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    methods = parse_methods(args.methods)
     try:
         config = InferenceConfig(max_rounds=args.max_rounds, stop_dsc=args.stop_dsc,
                                  postprocess=not args.no_postprocess, precision=args.precision)
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         results = cross_validate(args.data, models, methods, config, device, progress)
     bar.close()
     paths = write_results(results, args.out)
-    from rstn_core.evaluation.plots import write_figures
+    from rstn_core.evaluation.result_figures import write_figures
 
     figures = write_figures(results, args.out)
     from rstn_core.evaluation.tables import summarize

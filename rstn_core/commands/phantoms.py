@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rstn_core.data.phantom import write_phantom_dataset
     from rstn_core.errors import RstnError
-    from rstn_core.outputs import check_writable, staged_folder
+    from rstn_core.folders import check_writable, staged_folder
 
     if args.n < 1:
         raise RstnError(f"--n must be >= 1, got {args.n}")

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rstn_core.commands.common import word_argument, word_metavar
 from rstn_core.errors import CheckpointError, DataError, RstnError
+from rstn_core.prediction import (  # noqa: F401 - prob_path stays importable from here (tests, scripts)
+    Organ,
+    check_organ,
+    is_nifti,
+    organ_of,
+    planned_outputs,
+    predict_case,
+    prob_path,
+    summary_line,
+)
+from rstn_core.types import TRAINED_METHODS, Fusion, Method
 
 HELP = "segment a CT (NIfTI file or DICOM folder, or a folder of cases) with a trained bundle"
 DESCRIPTION = """Segment the target organ in CT with the Recurrent Saliency Transformation Network.
@@ -30,7 +40,6 @@ ITK-SNAP. Several --model bundles (one per organ) give one multi-label map plus 
 log = logging.getLogger(__name__)
 
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "demo" / "rstn.rstn"
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,12 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--organ", nargs="+", default=None, metavar="NAME_OR_ID",
                    help="organ(s) the bundle(s) must segment (name or label id); refuses a mismatch")
     p.add_argument("--label", type=Path, default=None, help="ground-truth label map, to report the DSC")
-    p.add_argument("--method", choices=("rstn", "c2f", "oracle"), default=None,
+    p.add_argument("--method", type=word_argument(Method), metavar=word_metavar(Method), default=None,
                    help="check the bundle's method; 'oracle' crops from --label (analysis only)")
     p.add_argument("--views", default=None, help="comma-separated subset of the bundle's views (default: all)")
     p.add_argument("--max-rounds", type=int, default=None, help="most fine rounds R (default 10)")
     p.add_argument("--stop-dsc", type=float, default=None, help="inter-round DSC to stop at (default 0.99)")
-    p.add_argument("--fusion", choices=("mean", "vote"), default=None,
+    p.add_argument("--fusion", type=word_argument(Fusion), metavar=word_metavar(Fusion), default=None,
                    help="view fusion at round 0 (default: mean for RSTN, vote for C2F); later rounds use the mean")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default=None,
                    help="numerical precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)")
@@ -60,39 +69,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-# ---------------------------------------------------------------------------------- helpers
-@dataclass(frozen=True)
-class Organ:
-    """One bundle's engine and the label it writes."""
-
-    label_id: int
-    name: str
-    engine: Any  # RSTNEngine
-
-
-def organ_of(bundle: Any) -> tuple[int, str]:
-    """(label id written in multi-organ maps, organ name) of a bundle, from its meta and data config."""
-    ids = tuple(int(t) for t in bundle.data_config.target_labels)
-    meta = bundle.meta or {}
-    name = meta.get("organ") or meta.get("organ_name")
-    label_id = int(meta.get("label_id", ids[0]))
-    return label_id, str(name) if name else "label" + "+".join(str(i) for i in ids)
-
-
-def check_organ(bundle: Any, requested: list[str], path: Path) -> None:
-    """Refuse a bundle trained for another organ than every ``requested`` name or id."""
-    ids = tuple(int(t) for t in bundle.data_config.target_labels)
-    _, name = organ_of(bundle)
-    for item in requested:
-        text = str(item).strip().lower()
-        if text.isdigit() and int(text) in ids:
-            return
-        if text == name.lower():
-            return
-    raise CheckpointError(f"bundle {path} segments {name!r} (label ids {list(ids)}), not the requested organ "
-                          f"{' / '.join(requested)}")
-
-
 def resolve_device(name: str) -> str:
     from rstn_core.commands.common import resolve_device as resolve
 
@@ -102,6 +78,7 @@ def resolve_device(name: str) -> str:
 def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
     from rstn_core.config import InferenceConfig
     from rstn_core.inference.engine import RSTNEngine
+    from rstn_core.inference.fusion import method_fusion
     from rstn_core.models.bundle import load_bundle
     from rstn_core.types import View
 
@@ -112,7 +89,7 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
             hint = " (the built-in demo bundle is not installed; pass --model)" if path == DEMO_BUNDLE else ""
             raise CheckpointError(f"model bundle {path} does not exist{hint}")
         bundle = load_bundle(path, device)
-        if args.method in ("rstn", "c2f") and bundle.method != args.method:
+        if args.method in TRAINED_METHODS and bundle.method != args.method:
             raise CheckpointError(f"--method {args.method} but bundle {path} holds a {bundle.method} model")
         if args.organ and len(paths) == 1:
             check_organ(bundle, args.organ, path)
@@ -126,8 +103,10 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
             if missing:
                 raise CheckpointError(f"bundle {path} has views {[v.value for v in models]}, not {missing}")
             models = {v: models[v] for v in wanted}
-        config = InferenceConfig(fusion="vote") if bundle.method == "c2f" else InferenceConfig()
-        changes: dict[str, Any] = {"postprocess": not args.no_postprocess, "oracle": args.method == "oracle"}
+        fusion, fine_fusion = method_fusion(bundle.method)
+        config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
+        changes: dict[str, Any] = {"postprocess": not args.no_postprocess,
+                                   "crops_from": (args.method or bundle.method).crops_from}
         for key in ("max_rounds", "stop_dsc", "fusion", "batch_size", "precision"):
             if getattr(args, key) is not None:
                 changes[key] = getattr(args, key)
@@ -150,114 +129,11 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
     return organs
 
 
-def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
-
-
-def strip_nifti(name: str) -> str:
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def find_cases(root: Path) -> tuple[list[tuple[str, Path]], bool]:
     """-> ([(case_id, image path)], is_batch); see :func:`rstn_core.data.layouts.find_cases`."""
     from rstn_core.data.layouts import find_cases as find
 
     return find(root)
-
-
-def prob_path(mask_path: Path) -> Path:
-    return mask_path.with_name(strip_nifti(mask_path.name) + "_prob.nii.gz")
-
-
-def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | None = None,
-                 save_prob: bool = False, overwrite: bool = False, progress: bool = True,
-                 case_id: str | None = None) -> dict[str, Any]:
-    """Segment one CT with every organ's engine and write the mask (or label map) on its own grid.
-
-    Returns a summary dict (rounds, stop reason, voxels, volume in mL, seconds, DSC if ``label``).
-    """
-    import numpy as np
-    from tqdm import tqdm
-
-    from rstn_core.inference.diagnose import explain_empty
-    from rstn_core.inference.fusion import merge_organs
-    from rstn_core.io import load_case, save_mask, save_probability
-    from rstn_core.resample import mask_on_input, prob_on_input
-
-    if output.exists() and not overwrite:
-        raise DataError(f"output {output} already exists; pass --overwrite to replace it")
-    targets = organs[0].engine.data_config.target_labels if len(organs) == 1 else (1,)
-    case = load_case(image, label if len(organs) == 1 else None, targets, case_id=case_id)
-    finals, works, seconds_of = {}, {}, {}
-    for organ in organs:
-        engine = organ.engine
-        work = engine.prepare(case)  # on the grid the model was trained at (results come back below)
-        bar = tqdm(total=engine.config.max_rounds + 1, desc=f"{case.case_id} {organ.name}", unit="round",
-                   disable=not progress, leave=False)
-        state, engine_seconds = None, 0.0
-        for state in engine.iterate(work):
-            engine_seconds += state.seconds  # every round, not only the last
-            bar.set_postfix_str(f"voxels={state.voxels}" + (
-                "" if state.inter_round_dsc is None else f" inter-DSC={state.inter_round_dsc:.4f}"))
-            bar.update(1)
-        bar.close()
-        finals[organ.label_id], works[organ.label_id] = state, work
-        seconds_of[organ.label_id] = engine_seconds
-        for warning in explain_empty(case, state, engine):
-            log.warning("%s (%s): %s", case.case_id, organ.name, warning)
-    seconds = sum(seconds_of.values())
-    voxel_ml = float(np.prod(case.image.spacing)) / 1000.0
-    masks = {i: mask_on_input(works[i], s.mask) for i, s in finals.items()}  # (X, Y, Z) input grid
-    if len(organs) == 1:
-        state, mask = finals[organs[0].label_id], masks[organs[0].label_id]
-        save_mask(mask, case.image, output, overwrite=overwrite)
-        if save_prob:
-            prob = prob_on_input(works[organs[0].label_id], state.fused_prob)
-            save_probability(prob, case.image, prob_path(output), overwrite=overwrite)
-        voxels = int(mask.sum())
-        summary = {"case": case.case_id, "organ": organs[0].name, "rounds": state.round, "stopped": state.stopped,
-                   "voxels": voxels, "volume_ml": voxels * voxel_ml, "seconds": seconds,
-                   "dsc": state.dsc_vs_truth, "dsc_grid": state.dsc_grid, "output": str(output),
-                   "grid": grid_note(works[organs[0].label_id]), "precision": engine.precision.resolved}
-        return summary
-    probs = {i: prob_on_input(works[i], s.fused_prob) for i, s in finals.items()}
-    labels = merge_organs(probs, masks)
-    save_mask(labels, case.image, output, overwrite=overwrite, dtype=np.uint16)
-    table = {"0": "background", **{str(o.label_id): o.name for o in organs}}
-    table_path = output.with_name(strip_nifti(output.name) + ".labels.json")
-    table_path.write_text(json.dumps(table, indent=2) + "\n")
-    if save_prob:
-        for organ in organs:
-            path = output.with_name(f"{strip_nifti(output.name)}_{organ.name}_prob.nii.gz")
-            save_probability(probs[organ.label_id], case.image, path, overwrite=overwrite)
-    voxels = {o.name: int((labels == o.label_id).sum()) for o in organs}
-    return {"case": case.case_id, "organ": "+".join(o.name for o in organs),
-            "rounds": max(s.round for s in finals.values()),
-            "stopped": ",".join(f"{o.name}:{finals[o.label_id].stopped}" for o in organs),
-            "voxels": sum(voxels.values()), "volume_ml": sum(voxels.values()) * voxel_ml, "seconds": seconds,
-            "dsc": None, "output": str(output), "labels": str(table_path),
-            "precision": organs[0].engine.precision.resolved}
-
-
-def grid_note(work: Any) -> str:
-    """Where the model ran: the case's own grid, or the resampled model grid."""
-    record = work.meta.get("resampling")
-    return "input grid" if record is None else record.describe()
-
-
-def summary_line(s: dict[str, Any]) -> str:
-    text = (f"{s['case']}: {s['organ']} {s['rounds']} round(s) ({s['stopped']}), {s['voxels']} voxels, "
-            f"{s['volume_ml']:.1f} mL, {s['seconds']:.1f} s")
-    if s.get("dsc") is not None:
-        text += f", DSC {s['dsc']:.4f}" + (f" (on the {s['dsc_grid']} grid)" if s.get("dsc_grid") else "")
-    if s.get("grid") and s["grid"] != "input grid":
-        text += f", ran on the {s['grid']}"
-    if s.get("precision"):
-        text += f", {s['precision']}"
-    return text + f" -> {s['output']}"
 
 
 def shard(items: list, env: dict[str, str] | None = None) -> list:
@@ -268,17 +144,6 @@ def shard(items: list, env: dict[str, str] | None = None) -> list:
     if world < 1 or not 0 <= rank < world:
         raise RstnError(f"bad torchrun environment: RANK={rank}, WORLD_SIZE={world}")
     return items[rank::world]
-
-
-def planned_outputs(output: Path, organs: list[Organ] | None = None, save_prob: bool = True) -> list[Path]:
-    """Every file the case writing ``output`` may write (mask first); without ``organs``: one organ."""
-    paths = [output]
-    if organs is None or len(organs) == 1:
-        return paths + ([prob_path(output)] if save_prob else [])
-    paths.append(output.with_name(strip_nifti(output.name) + ".labels.json"))
-    if save_prob:
-        paths += [output.with_name(f"{strip_nifti(output.name)}_{o.name}_prob.nii.gz") for o in organs]
-    return paths
 
 
 def _produce(organs: list[Organ], image: Path, mask: Path, args: argparse.Namespace, case_id: str,
@@ -305,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     if batch and args.label is not None:
         raise RstnError(f"--label applies to one CT but {args.input} holds {len(cases)} cases; "
                         "for a folder of cases use `rstn evaluate`")
-    if args.method == "oracle" and args.label is None:
+    if args.method is Method.ORACLE and args.label is None:
         raise RstnError("--method oracle crops from the ground truth: pass --label")
     if not batch:
         output = args.output if is_nifti(args.output) else args.output / f"{cases[0][0]}.nii.gz"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rstn_core.commands.common import word_argument, word_metavar
 from rstn_core.config import SALIENCY_VARIANTS
 from rstn_core.errors import RstnError
+from rstn_core.types import TRAINED_METHODS, Method
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="JSON split file {'folds': [[ids...], ...]} instead of --folds")
     parser.add_argument("--view", default=None,
                         help="axial, coronal, sagittal or all (default: all for --recipe paper, else axial)")
-    parser.add_argument("--method", choices=("rstn", "c2f"), default="rstn")
+    parser.add_argument("--method", type=word_argument(Method, TRAINED_METHODS),
+                        metavar=word_metavar(Method, TRAINED_METHODS), default=Method.RSTN)
     parser.add_argument("--recipe", choices=("paper", "cpu-small", "tiny"), default="cpu-small",
                         help="training schedule (default cpu-small)")
     parser.add_argument("--preset", choices=("paper", "cpu-small", "tiny"),

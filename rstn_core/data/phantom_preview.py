@@ -17,6 +17,16 @@ def pancreas_slices(labels: np.ndarray, target: int = 7) -> tuple[int, int]:
     return int(np.argmax(m.sum(axis=(0, 1)))), int(np.argmax(m.sum(axis=(0, 2))))
 
 
+def agg_figure(**kwargs):
+    """A matplotlib ``Figure`` on its own Agg canvas: no pyplot state, no global backend switch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def draw_case(ax_axial, ax_coronal, hu: np.ndarray, labels: np.ndarray, spacing, title: str, target: int = 7):
     """Draw one case's axial and coronal views on two matplotlib axes. ``hu``/``labels``: (X, Y, Z) RAS."""
     k, j = pancreas_slices(labels, target)
@@ -36,10 +46,6 @@ def draw_case(ax_axial, ax_coronal, hu: np.ndarray, labels: np.ndarray, spacing,
 
 def write_previews(out: Path, rows: list[dict]) -> list[Path]:
     """Write ``out/preview/<case_id>.png`` for NIfTI cases of a phantom dataset; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import nibabel as nib
 
     paths = []
@@ -49,12 +55,12 @@ def write_previews(out: Path, rows: list[dict]) -> list[Path]:
         labels = np.asarray(lab_img.dataobj)
         image = out / row["image"]
         hu = np.asarray(nib.load(image).dataobj) if image.is_file() else np.zeros(labels.shape)
-        fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+        fig = agg_figure(figsize=(6, 3))
+        axes = fig.subplots(1, 2)
         draw_case(axes[0], axes[1], hu, labels, lab_img.header.get_zooms(), row["case_id"])
         fig.tight_layout()
         path = out / "preview" / f"{row['case_id']}.png"
         fig.savefig(path, dpi=80)
-        plt.close(fig)
         paths.append(path)
     return paths
 
@@ -65,10 +71,6 @@ def compare_with_real(out_png: str | Path, real_dir: str | Path, seeds=(0, 3, 5)
     Top row axial at the largest pancreas slice, bottom row coronal through the pancreas; one column
     per case (real first, then ``generate_phantom(seed)`` for each seed). Returns the PNG path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import nibabel as nib
 
     from rstn_core.data.phantom import generate_phantom
@@ -80,13 +82,13 @@ def compare_with_real(out_png: str | Path, real_dir: str | Path, seeds=(0, 3, 5)
     for s in seeds:
         ph = generate_phantom(s)
         cases.append((ph.hu, ph.labels, np.diag(ph.affine)[:3], f"phantom seed {s}"))
-    fig, axes = plt.subplots(2, len(cases), figsize=(2.6 * len(cases), 5.4))
+    fig = agg_figure(figsize=(2.6 * len(cases), 5.4))
+    axes = fig.subplots(2, len(cases))
     for col, (hu, labels, spacing, title) in enumerate(cases):
         draw_case(axes[0, col], axes[1, col], hu, labels, spacing, title)
     fig.tight_layout()
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=90)
-    plt.close(fig)
     return out_png
 
 

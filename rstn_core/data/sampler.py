@@ -20,8 +20,8 @@ import numpy as np
 from rstn_core.config import DataConfig
 from rstn_core.errors import DataError
 from rstn_core.intensity import normalize_hu
+from rstn_core.slicing import make_windows, to_view
 from rstn_core.types import Case, View
-from rstn_core.views import make_windows, to_view
 
 logger = logging.getLogger(__name__)
 

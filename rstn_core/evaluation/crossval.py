@@ -31,12 +31,11 @@ from rstn_core.inference.convergence import (
     pad_curves,
     replay_stop_rule,
 )
-from rstn_core.types import Case
+from rstn_core.types import TRAINED_METHODS, Case, CropReference, Method
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rstn", "c2f", "oracle")
-BUNDLE_OF = {"rstn": "rstn", "oracle": "rstn", "c2f": "c2f"}  # evaluation method -> bundle method
+METHODS = tuple(Method)
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class CaseResult:
     inter-round DSC reaches it (``None``: not within R).
     """
 
-    method: str
+    method: Method
     fold: int
     case_id: str
     coarse_dsc: float
@@ -63,42 +62,60 @@ class CaseResult:
     rounds_to: dict[str, int | None]
     seconds: float
 
+    def __post_init__(self) -> None:  # read back from results.json: the words become members here
+        object.__setattr__(self, "method", Method.parse(self.method))
+        object.__setattr__(self, "stopped", StopReason(self.stopped))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def evaluate_case(engine, case: Case, method: str, fold: int, stop_dsc: float = 0.99) -> CaseResult:
-    """Run ``engine`` for its full ``max_rounds`` on a labelled case and record the paper's numbers."""
+def evaluate_case(engine, case: Case, method: Method | str, fold: int, stop_dsc: float = 0.99) -> CaseResult:
+    """Run ``engine`` for its full ``max_rounds`` on a labelled case and record the paper's numbers.
+
+    The run is recorded at stop threshold 1.0 (complete curves); the round it ends at, its DSC and the
+    reason are the engine's own stop rule at ``stop_dsc`` replayed over the recorded rounds
+    (:func:`~rstn_core.inference.convergence.replay_stop_rule`), so ``engine.run`` would end there too.
+    """
     if case.label is None:
         raise DataError(f"case {case.case_id!r} has no label; evaluation needs the ground truth")
+    method = Method.parse(method)
     max_rounds = engine.config.max_rounds
     dscs: list[float] = []
     inter: list[float] = []
+    voxels: list[int] = []
     seconds = 0.0
     last = None
-    for state in engine.with_config(stop_dsc=1.0).iterate(case):
+    recording = engine.with_config(stop_dsc=1.0)
+    for state in recording.iterate(case):
         dscs.append(float(state.dsc_vs_truth))
+        voxels.append(state.voxels)
         if state.inter_round_dsc is not None:
             inter.append(float(state.inter_round_dsc))
         seconds += state.seconds
         last = state
+    from_truth = engine.config.crops_from is CropReference.TRUTH and bool(case.label.any())
+    rounds, stopped = replay_stop_rule(voxels, inter, stop_dsc, max_rounds, crops_from_truth=from_truth)
+    final_dsc = dscs[rounds]
     dscs, inter = pad_curves(dscs, inter, last.stopped, max_rounds)
-    rounds, stopped = replay_stop_rule(inter, last.stopped, dscs[0], stop_dsc, max_rounds)
     return CaseResult(
         method=method, fold=fold, case_id=case.case_id, coarse_dsc=dscs[0], dsc_per_round=dscs, inter_round_dsc=inter,
-        final_dsc=dscs[rounds], rounds=rounds, converged=stopped == StopReason.CONVERGED, stopped=stopped,
+        final_dsc=final_dsc, rounds=rounds, converged=stopped == StopReason.CONVERGED, stopped=stopped,
         rounds_to={str(t): first_round_reaching(inter, t) for t in CONVERGENCE_THRESHOLDS}, seconds=seconds,
     )
 
 
-def method_config(config: InferenceConfig, method: str) -> InferenceConfig:
-    """``config`` with the view fusion of ``method``'s release (``METHOD_FUSION``) when ``config`` keeps
-    the defaults (mean, mean): C2F votes at round 0 and thresholds the mean of the views after."""
-    from rstn_core.inference.fusion import METHOD_FUSION
+def method_config(config: InferenceConfig, method: Method | str) -> InferenceConfig:
+    """``config`` for ``method``: the oracle crops from the ground truth, the others from their prediction;
+    the view fusion of the method's release (``METHOD_FUSION``) when ``config`` keeps the defaults (mean,
+    mean): C2F votes at round 0 and thresholds the mean of the views after."""
+    from rstn_core.inference.fusion import METHOD_FUSION, method_fusion
 
-    if (config.fusion, config.fine_fusion) != METHOD_FUSION["rstn"]:
+    method = Method.parse(method)
+    config = config.replace(crops_from=method.crops_from)
+    if (config.fusion, config.fine_fusion) != METHOD_FUSION[Method.RSTN]:
         return config  # an explicit choice (e.g. an ablation) applies to every method
-    fusion, fine_fusion = METHOD_FUSION[BUNDLE_OF[method]]
+    fusion, fine_fusion = method_fusion(method)
     return config.replace(fusion=fusion, fine_fusion=fine_fusion)
 
 
@@ -108,7 +125,12 @@ def _fold_index(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def find_fold_bundles(models: str | Path) -> tuple[dict[str, list[Path]], list[list[str]] | None]:
+def _bundle_method(word: str) -> Method | None:
+    """The trained method a folder or file-name prefix names (``rstn``, ``c2f``, any case), else ``None``."""
+    return Method.find(word, TRAINED_METHODS)
+
+
+def find_fold_bundles(models: str | Path) -> tuple[dict[Method, list[Path]], list[list[str]] | None]:
     """-> ({bundle method: [bundle path per fold]}, split or None) from a folder or JSON (module doc)."""
     models = Path(models)
     if not models.exists():
@@ -121,23 +143,24 @@ def find_fold_bundles(models: str | Path) -> tuple[dict[str, list[Path]], list[l
         if not isinstance(spec, dict):
             raise CheckpointError(f"models {models}: expected a JSON object, got {type(spec).__name__}")
         found = {}
-        for key in ("rstn", "folds", "c2f"):
+        for key, method in (("rstn", Method.RSTN), ("folds", Method.RSTN), ("c2f", Method.C2F)):
             if key in spec:
-                found[BUNDLE_OF.get(key, "rstn")] = [models.parent / p for p in spec[key]]
+                found[method] = [models.parent / p for p in spec[key]]
         split = spec.get("split")
         if isinstance(split, str):
             from rstn_core.data.folds import load_split
 
             split = load_split(models.parent / split)
         return found, split
-    found: dict[str, dict[int, Path]] = {}
+    found: dict[Method, dict[int, Path]] = {}
     for path in sorted(models.rglob("*.rstn")):
         rel = path.relative_to(models)
-        method, name = "rstn", path.name
-        if len(rel.parts) == 2 and rel.parts[0].lower() in ("rstn", "c2f"):
-            method = rel.parts[0].lower()
-        elif len(rel.parts) == 1 and "_" in name and name.split("_", 1)[0].lower() in ("rstn", "c2f"):
-            method, name = name.split("_", 1)[0].lower(), name.split("_", 1)[1]
+        method, name = Method.RSTN, path.name
+        prefix = _bundle_method(name.split("_", 1)[0]) if "_" in name else None
+        if len(rel.parts) == 2 and _bundle_method(rel.parts[0]) is not None:
+            method = _bundle_method(rel.parts[0])
+        elif len(rel.parts) == 1 and prefix is not None:
+            method, name = prefix, name.split("_", 1)[1]
         elif len(rel.parts) != 1:
             continue
         index = _fold_index(Path(name))
@@ -159,7 +182,7 @@ def find_fold_bundles(models: str | Path) -> tuple[dict[str, list[Path]], list[l
 def cross_validate(
     data: str | Path,
     models: str | Path,
-    methods: Sequence[str] = ("rstn", "c2f", "oracle"),
+    methods: Sequence[Method | str] = METHODS,
     config: InferenceConfig | None = None,
     device: str = "cpu",
     on_case: Callable[[CaseResult], None] | None = None,
@@ -173,14 +196,17 @@ def cross_validate(
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise RstnError(f"unknown method(s) {unknown or list(methods)}; expected some of {METHODS}")
+        known = [m.value for m in METHODS]
+        raise RstnError(f"unknown method(s) {unknown or list(methods)}; expected some of {known}")
+    methods = [Method.parse(m) for m in methods]
     config = config or InferenceConfig()
     bundles, split = find_fold_bundles(models)
-    needed = sorted({BUNDLE_OF[m] for m in methods})
-    missing = [b for b in needed if b not in bundles]
+    needed = sorted({m.bundle_method for m in methods})
+    missing = [b.value for b in needed if b not in bundles]
     if missing:
-        raise CheckpointError(f"models {models}: no {missing} fold bundles; found {sorted(bundles) or 'none'}")
-    counts = {b: len(bundles[b]) for b in needed}
+        found = sorted(b.value for b in bundles) or "none"
+        raise CheckpointError(f"models {models}: no {missing} fold bundles; found {found}")
+    counts = {b.value: len(bundles[b]) for b in needed}
     if len(set(counts.values())) != 1:
         raise CheckpointError(f"models {models}: different numbers of folds per method {counts}")
     n_folds = next(iter(counts.values()))
@@ -193,12 +219,11 @@ def cross_validate(
     for fold, test_ids in enumerate(split):
         engines = {}
         for method in methods:
-            path = bundles[BUNDLE_OF[method]][fold]
+            path = bundles[method.bundle_method][fold]
             bundle = load_bundle(path, device)
-            if bundle.method != BUNDLE_OF[method]:
-                raise CheckpointError(f"{path}: a {bundle.method} bundle where {method} needs {BUNDLE_OF[method]}")
-            base = method_config(config, method)
-            engines[method] = RSTNEngine(bundle.models, bundle.data_config, base.replace(oracle=method == "oracle"),
+            if bundle.method != method.bundle_method:
+                raise CheckpointError(f"{path}: a {bundle.method} bundle where {method} needs {method.bundle_method}")
+            engines[method] = RSTNEngine(bundle.models, bundle.data_config, method_config(config, method),
                                          device, spacing=bundle.data_config.spacing)
         targets = next(iter(engines.values())).data_config.target_labels
         for case_id in test_ids:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from rstn_core.types import View
-from rstn_core.views import to_display, to_view
+from rstn_core.slicing import to_display, to_view
+from rstn_core.types import TRAINED_METHODS, Method, View
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ def slice_record(case, runs: dict[str, Sequence], fold: int, view: View | str = 
 
 
 def round_slices(data: str | Path, models: str | Path, case_ids: Sequence[str] | None = None,
-                 methods: Sequence[str] = ("rstn", "c2f"), max_rounds: int = 10, view: View | str = View.AXIAL,
+                 methods: Sequence[Method | str] = TRAINED_METHODS, max_rounds: int = 10, view: View | str = View.AXIAL,
                  device: str = "cpu") -> dict[str, CaseSlices]:
-    """Run ``methods`` ("rstn", "c2f") of each case's fold on the cases ``case_ids`` (None: all) of the dataset
+    """Run ``methods`` (RSTN, C2F, the oracle) of each case's fold on the cases ``case_ids`` (None: all) of the dataset
     at ``data`` with the fold bundles at ``models`` -> case id -> :class:`CaseSlices`."""
     from rstn_core.data.folds import kfold_split
     from rstn_core.data.layouts import discover_dataset
@@ -98,19 +98,22 @@ def round_slices(data: str | Path, models: str | Path, case_ids: Sequence[str] |
     from rstn_core.models.bundle import load_bundle
 
     bundles, split = find_fold_bundles(models)
-    missing = [m for m in methods if m not in bundles]
+    methods = [Method.parse(m) for m in methods]  # the notebook's names, parsed here once
+    missing = [m.value for m in methods if m.bundle_method not in bundles]
     if missing:
-        raise CheckpointError(f"models {models}: no {missing} fold bundles; found {sorted(bundles) or 'none'}")
+        raise CheckpointError(f"models {models}: no {missing} fold bundles; found "
+                              f"{sorted(b.value for b in bundles) or 'none'}")
     dataset = discover_dataset(data)
-    split = split or kfold_split(dataset.case_ids, len(bundles[methods[0]]))
+    split = split or kfold_split(dataset.case_ids, len(bundles[methods[0].bundle_method]))
     wanted = set(dataset.case_ids if case_ids is None else case_ids)
     out: dict[str, CaseSlices] = {}
     for fold, test_ids in enumerate(split):
         ids = [c for c in test_ids if c in wanted]
         if not ids:
             continue
-        engines = {m: RSTNEngine.from_bundle(load_bundle(bundles[m][fold], device), device=device)
-                   .with_config(max_rounds=max_rounds) for m in methods}
+        engines = {m: RSTNEngine.from_bundle(load_bundle(bundles[m.bundle_method][fold], device), device=device)
+                   .with_config(max_rounds=max_rounds, crops_from=m.crops_from)
+                   for m in methods}
         targets = next(iter(engines.values())).data_config.target_labels
         for case_id in ids:
             ref = dataset.get(case_id)

@@ -20,12 +20,13 @@ from rstn_core.atomic import atomic_write_text
 from rstn_core.evaluation.crossval import CaseResult
 from rstn_core.evaluation.stats import describe, paired_comparison
 from rstn_core.inference.convergence import CONVERGENCE_THRESHOLDS
+from rstn_core.types import Method
 
 ROUNDS_REPORTED = (1, 2, 3, 5, 10)
-COMPARISONS = (("rstn", "c2f"), ("oracle", "rstn"), ("oracle", "c2f"))
+COMPARISONS = ((Method.RSTN, Method.C2F), (Method.ORACLE, Method.RSTN), (Method.ORACLE, Method.C2F))
 # Round-0 (coarse) DSC, §4.4.1: RSTN's coarse net is trained jointly with the fine net (stage J),
 # C2F's separately; both see the same full slices, so their round-0 maps compare the two trainings.
-COARSE_COMPARISONS = (("rstn", "c2f"),)
+COARSE_COMPARISONS = ((Method.RSTN, Method.C2F),)
 CSV_FIELDS = ("method", "fold", "case_id", "coarse_dsc", "final_dsc", "rounds", "converged", "stopped",
               "rounds_to_0.95", "rounds_to_0.99", "seconds", "dsc_per_round", "inter_round_dsc")
 

@@ -1,8 +1,8 @@
 """Chunking windows into batches and averaging their outputs back, without holding a whole view.
 
 The engine never materialises all windows of a view: it builds ``batch_size`` windows at a time
-(``views.make_windows`` on a chunk of centres), runs them and adds the outputs into a
-:class:`WindowAccumulator`, whose result equals ``views.accumulate_windows`` on all outputs at once.
+(``slicing.make_windows`` on a chunk of centres), runs them and adds the outputs into a
+:class:`WindowAccumulator`, whose result equals ``slicing.accumulate_windows`` on all outputs at once.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from rstn_core.slicing import window_indices
 from rstn_core.types import BBox
-from rstn_core.views import window_indices
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -45,10 +45,10 @@ class WindowAccumulator:
     """Running mean of per-window outputs over a (L, H, W) view stack.
 
     ``add(outputs (n, 3, h, w), centres, boxes)`` adds each window's 3 channels to the slices
-    ``(j-1, j, j+1)`` (edges repeat the centre, as :func:`views.make_windows`), inside that
+    ``(j-1, j, j+1)`` (edges repeat the centre, as :func:`rstn_core.slicing.make_windows`), inside that
     window's own box when ``boxes`` is given (outside it the window contributes 0 but counts). ``mark(centres)`` counts
     windows that were run but output zero everywhere. ``result()`` -> ``(stack (L, H, W) float32,
-    covered (L,) bool)``, slices no window covered are 0 — the same as :func:`views.accumulate_windows`.
+    covered (L,) bool)``, slices no window covered are 0 — the same as :func:`rstn_core.slicing.accumulate_windows`.
     """
 
     def __init__(self, num_slices: int, height: int, width: int) -> None:

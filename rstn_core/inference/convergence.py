@@ -1,8 +1,8 @@
 """When Algorithm 1 stops (SPEC §4): the inter-round DSC, the stop rule and its reasons, in one place.
 
 The engine applies :func:`stop_reason` after every round. Cross-validation runs every case for all
-``max_rounds`` rounds (so the convergence curves are complete), then :func:`replay_stop_rule` reads the
-round the stop rule at ``stop_dsc`` would have ended at from the recorded inter-round curve.
+``max_rounds`` rounds (so the convergence curves are complete), then :func:`replay_stop_rule` replays the
+same rule (:func:`round_stop_reason`) at ``stop_dsc`` over the recorded rounds: both end at the same round.
 """
 
 from __future__ import annotations
@@ -47,7 +47,19 @@ def stop_reason(
     as the release's ``oracle_testing.py`` ran the fine stage whatever the coarse map held); then only
     ``max_rounds`` ends it. Checked in order: empty mask, convergence (``inter >= stop_dsc``), max rounds.
     """
-    if not np.any(mask) and not (crops_from_truth and round_index < max_rounds):
+    return round_stop_reason(round_index, not np.any(mask), inter, stop_dsc, max_rounds, crops_from_truth)
+
+
+def round_stop_reason(
+    round_index: int,
+    empty: bool,
+    inter: float | None,
+    stop_dsc: float,
+    max_rounds: int,
+    crops_from_truth: bool = False,
+) -> StopReason | None:
+    """:func:`stop_reason` from what a round recorded: ``empty`` (Z_t holds no voxel) instead of Z_t."""
+    if empty and not (crops_from_truth and round_index < max_rounds):
         return StopReason.EMPTY_COARSE if round_index == 0 else StopReason.EMPTY_MASK
     if inter is not None and inter >= stop_dsc:
         return StopReason.CONVERGED
@@ -81,17 +93,19 @@ def pad_curves(
 
 
 def replay_stop_rule(
-    inter: Sequence[float], ended: StopReason | str, coarse_dsc: float, stop_dsc: float, max_rounds: int
+    voxels: Sequence[int], inter: Sequence[float], stop_dsc: float, max_rounds: int, crops_from_truth: bool = False
 ) -> tuple[int, StopReason]:
-    """(round, reason) the stop rule at ``stop_dsc`` gives for a run recorded to ``max_rounds``.
+    """(round, reason) the engine's stop rule at ``stop_dsc`` gives for a run recorded with a stricter one.
 
-    ``inter``: the padded inter-round curve (:func:`pad_curves`); ``ended``: how the recorded run stopped;
-    ``coarse_dsc``: DSC vs truth of Z_0. An empty round 0 that missed the organ stops at 0; otherwise the
-    first round reaching ``stop_dsc`` (converged), else ``max_rounds``.
+    ``voxels[t]``: voxels of Z_t for every recorded round t = 0..n-1; ``inter[t - 1]``: DSC(Z_{t-1}, Z_t)
+    (the recorded, unpadded curve); ``crops_from_truth`` as for :func:`stop_reason`. The rounds are
+    replayed through :func:`round_stop_reason`, the engine's own rule, so both agree: a recording made
+    at ``stop_dsc`` 1.0 (cross-validation) stops at or after the round the rule at ``stop_dsc`` names.
     """
-    if coarse_dsc == 0.0 and ended == StopReason.EMPTY_COARSE:
-        return 0, StopReason.EMPTY_COARSE
-    stop_round = first_round_reaching(inter, stop_dsc)
-    if stop_round is None:
-        return max_rounds, StopReason.MAX_ROUNDS
-    return stop_round, StopReason.CONVERGED
+    for t, count in enumerate(voxels):
+        reason = round_stop_reason(t, int(count) == 0, inter[t - 1] if t else None, stop_dsc, max_rounds,
+                                   crops_from_truth)
+        if reason is not None:
+            return t, reason
+    raise ValueError(f"the {len(voxels)} recorded rounds end before the stop rule at {stop_dsc} fires "
+                     f"(max_rounds {max_rounds}): record with a stop_dsc >= {stop_dsc}")

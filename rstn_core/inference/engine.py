@@ -29,44 +29,22 @@ import numpy as np
 import torch
 
 from rstn_core.config import DataConfig, InferenceConfig
-from rstn_core.errors import DataError, RstnError
+from rstn_core.errors import RstnError
 from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
+from rstn_core.inference.checks import check_case, check_values
 from rstn_core.inference.convergence import inter_round_dsc, stop_reason
-from rstn_core.inference.fusion import METHOD_FUSION, fuse_views, round_fusion
+from rstn_core.inference.fusion import fuse_views, method_fusion, round_fusion
 from rstn_core.inference.postprocess import keep_large_components
 from rstn_core.inference.protocol import ViewModel
-from rstn_core.inference.state import RoundState, SaliencyView
+from rstn_core.inference.state import RoundState, SaliencyView, cast, truth_dsc
 from rstn_core.intensity import normalize_hu
-from rstn_core.metrics import dsc
 from rstn_core.precision import resolve_precision
 from rstn_core.resample import resample_case
-from rstn_core.types import ALL_VIEWS, BBox, Case, View
-from rstn_core.views import centers_touching, from_view, make_windows, to_view
+from rstn_core.slicing import centers_touching, from_view, make_windows, to_view
+from rstn_core.types import ALL_VIEWS, BBox, Case, CropReference, SaliencySource, View
 
 log = logging.getLogger(__name__)
-
-MIN_CT_SIZE = 3  # every axis must hold at least one full 3-slice window
-
-
-def cast(array: np.ndarray, dtype) -> np.ndarray:
-    """``array.astype(dtype)`` with the same rounding, through torch's vectorised, multi-threaded cast
-    for float32 -> float16 (NumPy's takes ~5x longer: 0.2 s per 512 x 512 x 250 map). Keeps strides."""
-    dtype = np.dtype(dtype)
-    if array.dtype == np.float32 and dtype == np.float16 and all(s >= 0 for s in array.strides):
-        return torch.from_numpy(array).to(torch.float16).numpy()
-    return array.astype(dtype)
-
-
-def truth_dsc(case: Case, mask: np.ndarray) -> tuple[float | None, str | None]:
-    """(DSC of ``mask`` against the case's truth, the grid it was computed on): on the input grid when the
-    case was resampled and its input label is known, else on the case's own grid; (None, None) unlabelled."""
-    record = case.meta.get("resampling")
-    if record is not None and record.input_label is not None:
-        return dsc(record.mask_to_input(mask), record.input_label), "input"
-    if case.label is None:
-        return None, None
-    return dsc(mask, case.label), ("input" if record is None else "model")
 
 
 class RSTNEngine:
@@ -125,7 +103,7 @@ class RSTNEngine:
         the mean in every round, C2F by majority vote at round 0 and by the mean in its fine rounds.
         """
         if config is None:
-            fusion, fine_fusion = METHOD_FUSION.get(str(bundle.method).lower(), METHOD_FUSION["rstn"])
+            fusion, fine_fusion = method_fusion(bundle.method)
             config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
         return cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing)
 
@@ -147,24 +125,23 @@ class RSTNEngine:
         """Round 0: coarse nets on every window of each view, average, fuse, threshold -> Z_0."""
         t0 = time.perf_counter()
         self.check_case(case)
-        lo, hi = float(case.image.data.min()), float(case.image.data.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo == hi:
-            raise DataError(f"CT {case.image.source or case.case_id!r} is empty: its values span [{lo}, {hi}] HU")
+        check_values(case)
         probs: dict[View, np.ndarray] = {}
-        with self._no_grad():
+        with self._inference_mode_autocast():
             for view in self.views:
                 probs[view] = self._coarse_view(case.image.data, view)
         return self._finish(case, 0, probs, {v: {} for v in self.views}, None, t0)
 
     def step(self, case: Case, state: RoundState) -> RoundState:
-        """Round t = state.round + 1: saliency, crop from the previous fused mask (or the ground
-        truth in oracle mode), fine nets on the windows touching it, fuse, post-process -> Z_t."""
+        """Round t = state.round + 1: saliency, crop from the reference mask (:meth:`reference_mask`: the
+        previous fused mask, or the ground truth for the oracle), fine nets on the windows touching it,
+        fuse, post-process -> Z_t."""
         t0 = time.perf_counter()
         self.check_case(case)
-        reference = self._reference_mask(case, state)
+        reference = self.reference_mask(case, state)
         probs: dict[View, np.ndarray] = {}
         boxes: dict[View, dict[int, BBox | None]] = {}
-        with self._no_grad():
+        with self._inference_mode_autocast():
             for view in self.views:
                 probs[view], boxes[view] = self._fine_view(case.image.data, view, state, reference)
         return self._finish(case, state.round + 1, probs, boxes, state, t0)
@@ -197,29 +174,31 @@ class RSTNEngine:
         if not 0 <= int(slice_index) < hu_stack.shape[0]:
             raise RstnError(f"slice {slice_index} outside the {view.value} view's 0..{hu_stack.shape[0] - 1}")
         centre = [int(slice_index)]
-        ref_stack = to_view(self._reference_mask(case, state), view)
+        ref_stack = to_view(self.reference_mask(case, state), view)
         box = crop_box(make_windows(ref_stack, centre)[0], self.config.margin)
         prob_stack = self._saliency_stack(state, view)
-        with self._no_grad():
+        with self._inference_mode_autocast():
             x, transformed, weights = self._transformed_windows(self.models[view], hu_stack, prob_stack, centre)
         image = x[0].float().cpu().numpy()
         w = np.ones_like(image) if weights is None else weights[0].float().cpu().numpy()
         return SaliencyView(view, int(slice_index), image, w, transformed[0].float().cpu().numpy(), box)
 
     def check_case(self, case: Case) -> None:
-        """Refuse CTs the engine cannot run on, naming the offending value."""
-        shape = case.image.shape
-        source = case.image.source or case.case_id
-        if len(shape) != 3 or min(shape) < MIN_CT_SIZE:
-            raise DataError(f"CT {source!r} of shape {shape} is smaller than a 3-slice window in some view "
-                            f"(every axis needs >= {MIN_CT_SIZE} voxels)")
-        if case.label is not None and tuple(case.label.shape) != shape:
-            raise DataError(f"label of shape {tuple(case.label.shape)} does not match CT {source!r} of shape {shape}")
-        if self.config.oracle and case.label is None:
-            raise RstnError(f"oracle mode crops from the ground truth, but case {case.case_id!r} has no label")
+        """Refuse CTs the engine cannot run on, naming the offending value (:mod:`~rstn_core.inference.checks`)."""
+        check_case(case, needs_label=self.config.crops_from is CropReference.TRUTH)
+
+    def reference_mask(self, case: Case, state: RoundState | None) -> np.ndarray:
+        """(X, Y, Z) bool mask round ``state.round + 1`` crops from (``config.crops_from``): the previous
+        fused mask Z_t (``state.mask``), or the ground truth (the oracle: the same mask every round)."""
+        if self.config.crops_from is CropReference.TRUTH:
+            return np.asarray(case.label, dtype=bool)
+        if state is None:
+            raise ValueError("the prediction reference needs the previous round's state")
+        return state.mask
 
     # ------------------------------------------------------------------ internals
-    def _no_grad(self) -> contextlib.ExitStack:
+    def _inference_mode_autocast(self) -> contextlib.ExitStack:
+        """``torch.inference_mode`` and the resolved precision's autocast, entered together."""
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
         stack.enter_context(self.precision.autocast())
@@ -247,17 +226,11 @@ class RSTNEngine:
         stack, _ = acc.result()
         return from_view(stack, view)
 
-    def _reference_mask(self, case: Case, state: RoundState) -> np.ndarray:
-        """(X, Y, Z) bool mask the crops come from: the previous fused mask, or the truth (oracle)."""
-        if self.config.oracle:
-            return np.asarray(case.label, dtype=bool)
-        return state.mask
-
     def _saliency_stack(self, state: RoundState, view: View) -> np.ndarray | None:
         """(L, H, W) previous probability g() reads for ``view``; ``None`` for C2F models."""
         if not getattr(self.models[view], "uses_saliency", True):
             return None
-        if self.config.saliency_source == "fused":
+        if self.config.saliency_source is SaliencySource.FUSED:
             return to_view(state.fused_prob, view)
         if view not in state.view_probs:
             raise RstnError(f"saliency_source='view' needs the previous {view.value} probability; the state has "
@@ -311,8 +284,9 @@ class RSTNEngine:
             mask = keep_large_components(mask, cfg.min_component_fraction)
         inter = inter_round_dsc(None if previous is None else previous.mask, mask)
         truth, grid = truth_dsc(case, mask)
+        fixed = cfg.crops_from is not CropReference.PREDICTION  # the next crops do not come from Z_t
         stopped = stop_reason(round_index, mask, inter, cfg.stop_dsc, cfg.max_rounds,
-                              crops_from_truth=self._crops_from_truth(case))
+                              crops_from_truth=fixed and bool(np.any(self.reference_mask(case, previous))))
         state = RoundState(
             round=round_index,
             fused_prob=fused,
@@ -327,7 +301,3 @@ class RSTNEngine:
         )
         log.debug("case %s round %d: %s", case.case_id, round_index, state.summary())
         return state
-
-    def _crops_from_truth(self, case: Case) -> bool:
-        """Whether the next round crops from a non-empty truth (oracle mode), so an empty mask does not stop it."""
-        return self.config.oracle and case.label is not None and bool(np.any(case.label))

@@ -9,15 +9,23 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-FUSION_METHODS = ("mean", "vote")
+from rstn_core.types import Fusion, Method
+
+FUSION_METHODS = tuple(Fusion)
 
 # The fusion each method uses per round (SPEC §3, §4): (round 0, rounds >= 1). RSTN's released code
 # averages the views in every round. Zhou et al.'s C2F release votes only at round 0 (coarse_fusion)
 # and thresholds the mean of the view probabilities in its fine rounds (coarse2fine_testing).
-METHOD_FUSION: dict[str, tuple[str, str]] = {"rstn": ("mean", "mean"), "c2f": ("vote", "mean")}
+METHOD_FUSION: dict[Method, tuple[Fusion, Fusion]] = {Method.RSTN: (Fusion.MEAN, Fusion.MEAN),
+                                                     Method.C2F: (Fusion.VOTE, Fusion.MEAN)}
 
 
-def round_fusion(round_index: int, fusion: str, fine_fusion: str) -> str:
+def method_fusion(method: Method) -> tuple[Fusion, Fusion]:
+    """(round 0, rounds >= 1) fusion of ``method``'s release; the oracle runs RSTN's."""
+    return METHOD_FUSION[Method.parse(method).bundle_method]
+
+
+def round_fusion(round_index: int, fusion: Fusion, fine_fusion: Fusion) -> Fusion:
     """The fusion of round ``round_index``: ``fusion`` at round 0, ``fine_fusion`` at rounds >= 1."""
     if round_index < 0:
         raise ValueError(f"round index must be >= 0, got {round_index}")
@@ -25,7 +33,7 @@ def round_fusion(round_index: int, fusion: str, fine_fusion: str) -> str:
 
 
 def fuse_views(
-    view_probs: Sequence[np.ndarray], method: str = "mean", threshold: float = 0.5
+    view_probs: Sequence[np.ndarray], method: Fusion | str = Fusion.MEAN, threshold: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fuse per-view probabilities.
 
@@ -38,8 +46,7 @@ def fuse_views(
       (``prob_v >= threshold``), i.e. at least 2 of 3; ``fused_prob`` is still the mean
       (it feeds the saliency transformation and the display).
     """
-    if method not in FUSION_METHODS:
-        raise ValueError(f"unknown fusion {method!r}; expected one of {FUSION_METHODS}")
+    method = Fusion.parse(method)
     if len(view_probs) == 0:
         raise ValueError("fuse_views needs at least one view probability map")
     shape = view_probs[0].shape
@@ -49,7 +56,7 @@ def fuse_views(
             raise ValueError(f"view probabilities of different shapes {shape} and {prob.shape}")
         fused += prob
     fused /= len(view_probs)
-    if method == "mean":
+    if method is Fusion.MEAN:
         return fused, fused >= threshold
     votes = np.zeros(shape, dtype=np.uint8)
     for prob in view_probs:

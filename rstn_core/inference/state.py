@@ -13,7 +13,30 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rstn_core.inference.convergence import StopReason
-from rstn_core.types import BBox, View
+from rstn_core.metrics import dsc
+from rstn_core.types import BBox, Case, View
+
+
+def cast(array: np.ndarray, dtype) -> np.ndarray:
+    """``array.astype(dtype)`` with the same rounding, through torch's vectorised, multi-threaded cast
+    for float32 -> float16 (NumPy's takes ~5x longer: 0.2 s per 512 x 512 x 250 map). Keeps strides."""
+    import torch  # here: the state module stays light for GUI code that only reads states
+
+    dtype = np.dtype(dtype)
+    if array.dtype == np.float32 and dtype == np.float16 and all(s >= 0 for s in array.strides):
+        return torch.from_numpy(array).to(torch.float16).numpy()
+    return array.astype(dtype)
+
+
+def truth_dsc(case: Case, mask: np.ndarray) -> tuple[float | None, str | None]:
+    """(DSC of ``mask`` against the case's truth, the grid it was computed on): on the input grid when the
+    case was resampled and its input label is known, else on the case's own grid; (None, None) unlabelled."""
+    record = case.meta.get("resampling")
+    if record is not None and record.input_label is not None:
+        return dsc(record.mask_to_input(mask), record.input_label), "input"
+    if case.label is None:
+        return None, None
+    return dsc(mask, case.label), ("input" if record is None else "model")
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,7 @@ from rstn_core.atomic import atomic_write
 from rstn_core.config import DataConfig, ModelConfig
 from rstn_core.errors import CheckpointError
 from rstn_core.models.rstn import METHODS, RSTN, build_model
-from rstn_core.types import View
+from rstn_core.types import Method, View
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,17 @@ class ModelBundle:
     ``meta``: plain values only (organ name, target label ids, training info, code version ...).
     """
 
-    method: str
+    method: Method
     model_config: ModelConfig
     data_config: DataConfig
     models: dict[View, RSTN]
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        method = Method.find(self.method, METHODS)
+        if method is None:
+            raise ValueError(f"bundle method must be {Method.expected(METHODS)}, got {self.method!r}")
+        self.method = method
 
     @property
     def views(self) -> tuple[View, ...]:
@@ -167,15 +173,13 @@ def save_bundle(bundle: ModelBundle, path: str | Path, half: bool = False) -> Pa
     ``half``: store floating-point weights as float16 (half the size; loading casts them back to
     the models' float32), as the committed demo bundles do.
     """
-    if bundle.method not in METHODS:
-        raise ValueError(f"bundle method must be one of {METHODS}, got {bundle.method!r}")
     if not bundle.models:
         raise ValueError("a bundle needs at least one view's model")
     check_plain(bundle.meta)
     payload = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
-        "method": bundle.method,
+        "method": Method(bundle.method).value,  # plain text: old and new readers load it
         "model_config": bundle.model_config.to_dict(),
         "data_config": bundle.data_config.to_dict(),
         "views": [View.parse(v).value for v in bundle.models],
@@ -193,8 +197,9 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> ModelBu
     payload = safe_torch_load(path, "model bundle")
     check_format(payload, path, BUNDLE_FORMAT, BUNDLE_VERSION, "model bundle")
     method = payload.get("method")
-    if method not in METHODS:
-        raise CheckpointError(f"{path}: unknown method {method!r}; expected one of {METHODS}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise CheckpointError(f"{path}: unknown method {method!r}; expected {Method.expected(METHODS)}")
+    method = Method(method)
     try:
         model_config = ModelConfig.from_dict(payload["model_config"])
         data_config = DataConfig.from_dict(payload["data_config"])

@@ -106,7 +106,7 @@ class FCN8s(nn.Module):
     """FCN-8s: ``(N, 3, H, W)`` image in [0, 1] -> ``(N, 3, H, W)`` logits, any ``H, W >= 1``."""
 
     def __init__(self, width: float = 1.0, dropout: float = 0.5, input_downsample: int = 1, norm: str = "none",
-                 input_upsample: int = 1) -> None:
+                 input_upsample: int = 1, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.width = float(width)
         self.norm = norm
@@ -125,13 +125,16 @@ class FCN8s(nn.Module):
         self.upscore2 = BilinearUpsample(NUM_OUTPUTS, 2)
         self.upscore_pool4 = BilinearUpsample(NUM_OUTPUTS, 2)
         self.upscore8 = BilinearUpsample(NUM_OUTPUTS, 8)
-        self.reset_parameters()
+        # the random stream of dropout while training (the trainer's own generator; None: torch's global one)
+        self.dropout_generator: torch.Generator | None = None
+        self.reset_parameters(generator)
 
-    def reset_parameters(self) -> None:
-        """Random trunk (Kaiming, ReLU gain), zero biases; score layers all zero (logits start at 0)."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Random trunk (Kaiming, ReLU gain, drawn from ``generator``), zero biases; score layers all zero
+        (logits start at 0)."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.GroupNorm):
                 module.reset_parameters()
@@ -157,7 +160,7 @@ class FCN8s(nn.Module):
         elif self.input_upsample > 1:
             x = F.interpolate(x, scale_factor=self.input_upsample, mode="bilinear", align_corners=False)
         pool3, pool4, pool5 = self.trunk(x)
-        fc = self.drop7(F.relu(self.fc7(self.drop6(F.relu(self.fc6(pool5))))))
+        fc = self._dropout(F.relu(self.fc7(self._dropout(F.relu(self.fc6(pool5)), self.drop6))), self.drop7)
         up2 = self.upscore2(self.score_fr(fc))  # (N, 3, h4, w4)
         fuse4 = up2 + center_crop_at(self.score_pool4(pool4), CROP_POOL4, *up2.shape[-2:])
         up4 = self.upscore_pool4(fuse4)  # (N, 3, h3, w3)
@@ -170,8 +173,17 @@ class FCN8s(nn.Module):
         return logits  # (N, 3, H, W)
 
 
-def build_fcn8s(config: ModelConfig) -> FCN8s:
-    """An FCN-8s sized by ``config`` (width, dropout, input down-sampling), randomly initialised."""
+    def _dropout(self, x: torch.Tensor, layer: nn.Dropout) -> torch.Tensor:
+        """``layer(x)``, its mask drawn from :attr:`dropout_generator` when one is set (training)."""
+        if self.dropout_generator is None or not self.training or layer.p == 0:
+            return layer(x)
+        keep = torch.empty_like(x).bernoulli_(1.0 - layer.p, generator=self.dropout_generator)
+        return x * keep / (1.0 - layer.p)
+
+
+def build_fcn8s(config: ModelConfig, generator: torch.Generator | None = None) -> FCN8s:
+    """An FCN-8s sized by ``config`` (width, dropout, input down-sampling), randomly initialised from
+    ``generator`` (None: torch's global generator)."""
     return FCN8s(width=config.width, dropout=config.dropout, input_downsample=config.input_downsample,
-                 norm=config.norm, input_upsample=config.input_upsample)
+                 norm=config.norm, input_upsample=config.input_upsample, generator=generator)
 

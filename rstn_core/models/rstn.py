@@ -24,9 +24,9 @@ from rstn_core.config import ModelConfig
 from rstn_core.geometry import BACKGROUND_LOGIT, crop, uncrop
 from rstn_core.models.fcn import FCN8s, build_fcn8s
 from rstn_core.models.saliency import build_saliency
-from rstn_core.types import BBox
+from rstn_core.types import TRAINED_METHODS, BBox, Method
 
-METHODS = ("rstn", "c2f")
+METHODS = TRAINED_METHODS
 
 
 class RSTN(nn.Module):
@@ -43,8 +43,8 @@ class RSTN(nn.Module):
         return self.saliency_net is not None
 
     @property
-    def method(self) -> str:
-        return "rstn" if self.uses_saliency else "c2f"
+    def method(self) -> Method:
+        return Method.RSTN if self.uses_saliency else Method.C2F
 
     def coarse(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) image -> (N, 3, H, W) coarse logits."""
@@ -73,32 +73,35 @@ class RSTN(nn.Module):
                for i, box in enumerate(boxes)]
         return torch.cat(out, dim=0)  # (N, 3, H, W)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The coarse pass (what ``nn.Module.__call__`` means for this container)."""
-        return self.coarse(x)
 
-
-def build_coarse_fcn(config: ModelConfig):
+def build_coarse_fcn(config: ModelConfig, generator: torch.Generator | None = None):
     """The coarse FCN-8s: as ``config``, with ``coarse_input_upsample`` when it is set."""
     if config.coarse_input_upsample is None:
-        return build_fcn8s(config)
-    return build_fcn8s(config.replace(input_upsample=config.coarse_input_upsample))
+        return build_fcn8s(config, generator)
+    return build_fcn8s(config.replace(input_upsample=config.coarse_input_upsample), generator)
 
 
-def build_rstn(config: ModelConfig) -> RSTN:
+def build_rstn(config: ModelConfig, generator: torch.Generator | None = None) -> RSTN:
     """RSTN: two FCN-8s sized by ``config`` and the saliency variant ``config.saliency``."""
-    return RSTN(build_coarse_fcn(config), build_fcn8s(config), build_saliency(config.saliency, config.saliency_bias))
+    return RSTN(build_coarse_fcn(config, generator), build_fcn8s(config, generator),
+                build_saliency(config.saliency, config.saliency_bias, generator))
 
 
-def build_c2f(config: ModelConfig) -> RSTN:
+def build_c2f(config: ModelConfig, generator: torch.Generator | None = None) -> RSTN:
     """The C2F baseline: the same container without saliency (``uses_saliency`` is False)."""
-    return RSTN(build_coarse_fcn(config), build_fcn8s(config), None)
+    return RSTN(build_coarse_fcn(config, generator), build_fcn8s(config, generator), None)
 
 
-def build_model(method: str, config: ModelConfig) -> RSTN:
-    """``method`` 'rstn' or 'c2f' -> a freshly initialised model."""
-    if method == "rstn":
-        return build_rstn(config)
-    if method == "c2f":
-        return build_c2f(config)
-    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+def build_model(method: Method | str, config: ModelConfig, generator: torch.Generator | None = None) -> RSTN:
+    """``method`` RSTN or C2F -> a freshly initialised model, its random weights drawn from ``generator``
+    (an explicit ``torch.Generator``: the same seed gives the same weights; None: torch's global one)."""
+    parsed = Method.parse(method)
+    if parsed not in TRAINED_METHODS:
+        raise ValueError(f"method {method!r} has no model of its own; expected {Method.expected(TRAINED_METHODS)}")
+    build = build_rstn if parsed is Method.RSTN else build_c2f
+    if generator is None:
+        return build(config)
+    # the layers' constructors draw default weights (all redrawn from ``generator``) from torch's global
+    # generator: run them on a fork of it, so building a model leaves the global random state as it was
+    with torch.random.fork_rng(devices=[]):
+        return build(config, generator)

@@ -11,6 +11,7 @@ filler, U(-sqrt(3/fan_in), sqrt(3/fan_in)); with 3 -> 3 channels fan_in = fan_ou
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from rstn_core.config import SALIENCY_VARIANTS
@@ -27,7 +28,8 @@ SALIENCY_KERNELS: dict[str, tuple[int, ...]] = {
 }
 
 
-def build_saliency(variant: str = "3x3-3x3", bias: float = 1.0) -> nn.Sequential:
+def build_saliency(variant: str = "3x3-3x3", bias: float = 1.0,
+                   generator: torch.Generator | None = None) -> nn.Sequential:
     """g as an ``nn.Sequential``: ``(N, 3, H, W)`` probabilities in [0, 1] -> ``(N, 3, H, W)`` weights."""
     if variant not in SALIENCY_KERNELS:
         raise ValueError(f"unknown saliency variant {variant!r}; expected one of {SALIENCY_VARIANTS}")
@@ -39,7 +41,7 @@ def build_saliency(variant: str = "3x3-3x3", bias: float = 1.0) -> nn.Sequential
         layers.append(nn.Conv2d(CHANNELS, CHANNELS, k, padding=k // 2))
     first, last = layers[0], layers[-1]
     if first is not last:
-        nn.init.xavier_uniform_(first.weight)  # type: ignore[arg-type]
+        nn.init.xavier_uniform_(first.weight, generator=generator)  # type: ignore[arg-type]
         nn.init.constant_(first.bias, 1.0)  # type: ignore[arg-type]
     nn.init.zeros_(last.weight)  # type: ignore[arg-type]
     nn.init.constant_(last.bias, float(bias))  # type: ignore[arg-type]

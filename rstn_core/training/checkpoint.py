@@ -6,14 +6,15 @@ execute code on load is refused by the safe unpickler before anything runs.
 
 Contents: format tag and version, code version, method, view, the model/data/train config dicts,
 stage index and name, iterations done in that stage, global step, S restarts, the fine losses the
-convergence check needs, model and optimiser (and grad-scaler) state dicts, and the RNG states:
-python ``random`` (lists of ints), numpy's legacy global state (lists/ints), the trainer's numpy
-``Generator`` (its bit-generator dict of ints) and torch's CPU (uint8 tensor) and CUDA generators.
+convergence check needs, model and optimiser (and grad-scaler) state dicts, and the states of the
+trainer's two explicit generators: its NumPy ``Generator`` (a bit-generator dict of ints) and its
+``torch.Generator`` (a uint8 tensor). Training reads no global random state, so none is saved.
 """
 
 from __future__ import annotations
 
-import random
+import enum
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import torch
 from rstn_core import __version__
 from rstn_core.errors import CheckpointError
 from rstn_core.models.bundle import atomic_torch_save, check_format, safe_torch_load
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "rstn-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -50,49 +53,38 @@ class TrainState:
                    int(data["restarts"]), [float(v) for v in data["recent_fine_losses"]])
 
 
-def capture_rng(generator: np.random.Generator) -> dict[str, Any]:
-    """RNG states as tensors and plain values (safe-loadable)."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [version, list(internal), gauss],
-        "numpy_global": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "numpy_generator": generator.bit_generator.state,
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["torch_cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def capture_rng(generator: np.random.Generator, torch_generator: torch.Generator) -> dict[str, Any]:
+    """The trainer's generator states as plain values and a tensor (safe-loadable)."""
+    return {"numpy_generator": generator.bit_generator.state, "torch": torch_generator.get_state()}
 
 
-def restore_rng(state: dict[str, Any], generator: np.random.Generator) -> None:
-    """Inverse of :func:`capture_rng` (``generator`` is updated in place)."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy_global"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+def restore_rng(state: dict[str, Any], generator: np.random.Generator, torch_generator: torch.Generator) -> None:
+    """Inverse of :func:`capture_rng`: both generators are updated in place. A checkpoint written before the
+    trainer had its own torch generator holds torch's global CPU state; a CPU generator takes it up."""
     generator.bit_generator.state = state["numpy_generator"]
-    torch.set_rng_state(state["torch"].cpu())
-    if "torch_cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["torch_cuda"]])
+    try:
+        torch_generator.set_state(state["torch"].cpu())
+    except RuntimeError as exc:
+        log.warning("the checkpoint's torch random state does not fit a %s generator (%s); dropout draws a "
+                    "new stream from here", torch_generator.device, exc)
 
 
 def save_checkpoint(path: str | Path, *, method: str, view: str, configs: dict[str, dict], train_state: TrainState,
                     model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, generator: np.random.Generator,
-                    scaler_state: dict | None = None) -> Path:
+                    torch_generator: torch.Generator, scaler_state: dict | None = None) -> Path:
     """Write a checkpoint atomically; ``configs`` holds ``model_config``/``data_config``/``train_config`` dicts."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "code_version": __version__,
-        "method": method,
-        "view": view,
+        "method": str(method.value if isinstance(method, enum.Enum) else method),  # plain text: safe-loadable
+        "view": str(view.value if isinstance(view, enum.Enum) else view),
         "configs": configs,
         "state": train_state.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scaler": scaler_state,
-        "rng": capture_rng(generator),
+        "rng": capture_rng(generator, torch_generator),
     }
     from rstn_core.atomic import remove_stale_temps
 

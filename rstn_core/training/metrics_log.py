@@ -51,13 +51,13 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     records = read_metrics(metrics_path)
     if not records:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     keys = sorted({k for r in records for k in r if k.startswith("loss")})
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))  # its own Agg canvas: no pyplot state, no global backend switch
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     steps = [r["step"] for r in records]
     names = {"loss": "total", "loss_0": "coarse (t=0)"}
     for index, key in enumerate(keys):
@@ -80,7 +80,6 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     ax.set_ylim(0, 1)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    png_path = Path(png_path)
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return png_path
+    from rstn_core.atomic import atomic_write
+
+    return atomic_write(Path(png_path), lambda tmp: fig.savefig(tmp, format="png", dpi=100), suffix=".png")

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rstn_core.config import ModelConfig, StageConfig, TrainConfig
+from rstn_core.types import Method
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,15 @@ class Recipe:
 PAPER_C2F_STAGES = (("coarse", 80_000), ("fine", 60_000))  # Zhou et al.'s released run.sh
 
 
-def _stages(method: str, s: int, i: int, j: int, halve: int) -> tuple[StageConfig, ...]:
+def _stages(method: Method, s: int, i: int, j: int, halve: int) -> tuple[StageConfig, ...]:
     """RSTN's S/I/J, or C2F with matched updates: each of its nets as many as RSTN's (S + I + J)."""
-    if method == "c2f":
+    if method is Method.C2F:
         return (StageConfig("coarse", s + i + j), StageConfig("fine", s + i + j))
     return (StageConfig("S", s), StageConfig("I", i), StageConfig("J", j, lr_halve_every=halve))
 
 
-def paper(method: str = "rstn") -> Recipe:
-    if method == "c2f":
+def paper(method: Method = Method.RSTN) -> Recipe:
+    if method is Method.C2F:
         stages = tuple(StageConfig(name, n) for name, n in PAPER_C2F_STAGES)
         text = "Zhou et al.'s released C2F budget: SGD 0.99, coarse 80k at 1e-5, fine 60k at 1e-4"
     else:
@@ -53,7 +54,7 @@ def paper(method: str = "rstn") -> Recipe:
     return Recipe("paper", ModelConfig.from_preset("paper"), TrainConfig(method=method, stages=stages), text)
 
 
-def cpu_small(method: str = "rstn") -> Recipe:
+def cpu_small(method: Method = Method.RSTN) -> Recipe:
     return Recipe("cpu-small", ModelConfig.from_preset("cpu-small", dropout=0.0),
                   TrainConfig(method=method, stages=_stages(method, 400, 400, 400, 200), optimizer="adam",
                               lr=1e-4, fine_lr_factor=1.0, weight_decay=0.0, batch_size=2,
@@ -61,7 +62,7 @@ def cpu_small(method: str = "rstn") -> Recipe:
                   "laptop CPU: width 1/16, Adam 1e-4, S/I/J 400 iterations each (C2F 1200/1200), batch 2")
 
 
-def tiny(method: str = "rstn") -> Recipe:
+def tiny(method: Method = Method.RSTN) -> Recipe:
     return Recipe("tiny", ModelConfig.from_preset("tiny", dropout=0.0),
                   TrainConfig(method=method, stages=_stages(method, 4, 4, 4, 2), optimizer="adam", lr=1e-3,
                               fine_lr_factor=1.0, weight_decay=0.0, batch_size=1, checkpoint_every=2, log_every=1,
@@ -72,11 +73,11 @@ def tiny(method: str = "rstn") -> Recipe:
 RECIPES = {"paper": paper, "cpu-small": cpu_small, "tiny": tiny}
 
 
-def get_recipe(name: str, method: str = "rstn") -> Recipe:
-    """The named recipe for ``method`` ('rstn' or 'c2f')."""
+def get_recipe(name: str, method: Method | str = Method.RSTN) -> Recipe:
+    """The named recipe for ``method`` (RSTN or C2F; a string is parsed here)."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
-    return RECIPES[name](method)
+    return RECIPES[name](Method.parse(method))
 
 
 def with_iterations(config: TrainConfig, iterations: dict[str, int]) -> TrainConfig:

@@ -16,9 +16,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from rstn_core import __version__
 from rstn_core.config import ModelConfig, TrainConfig
 from rstn_core.data.augment import AugmentConfig
-from rstn_core.types import ALL_VIEWS, View
+from rstn_core.errors import RstnError
+from rstn_core.models.bundle import BUNDLE_SUFFIX, ModelBundle, load_bundle, save_bundle
+from rstn_core.models.rstn import RSTN, build_model
+from rstn_core.models.weights import load_vgg16_weights
+from rstn_core.training.checkpoint import LAST_CHECKPOINT
+from rstn_core.training.distributed import barrier, init_distributed, shutdown
+from rstn_core.training.loop import train_view
+from rstn_core.training.prepare import TrainingData, prepare_training_data, view_windows
+from rstn_core.types import ALL_VIEWS, Method, View
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +39,7 @@ class TrainingPlan:
     """The configurations of one run, resolved from a recipe name and its overrides."""
 
     recipe: str
-    method: str
+    method: Method
     model_config: ModelConfig
     train_config: TrainConfig
     spacing: tuple[float, float, float] | None = None  # training grid (mm); None = each case's native grid
@@ -40,7 +51,7 @@ RECIPE_SPACING: dict[str, tuple[float, float, float] | None] = {"paper": None, "
                                                                  "tiny": None}
 
 
-def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str | None = None,
+def resolve_plan(recipe: str = "cpu-small", method: Method | str = Method.RSTN, *, preset: str | None = None,
                  seed: int | None = None, stages: Sequence[str] | None = None,
                  iterations: Mapping[str, int] | int | None = None,
                  saliency: str | None = None, precision: str | None = None,
@@ -58,12 +69,13 @@ def resolve_plan(recipe: str = "cpu-small", method: str = "rstn", *, preset: str
     """
     from rstn_core.training.recipes import get_recipe, select_stages, with_iterations
 
+    method = Method.parse(method)
     chosen = get_recipe(recipe, method)
     model_config = chosen.model
     if preset:
         model_config = ModelConfig.from_preset(preset, dropout=model_config.dropout)
     if saliency is not None:
-        if method != "rstn":
+        if method is not Method.RSTN:
             raise ValueError(f"--saliency {saliency!r} applies to RSTN only; C2F has no saliency module")
         model_config = model_config.replace(saliency=saliency)
     train_config = chosen.train
@@ -100,8 +112,6 @@ def check_initialisation(model_config: ModelConfig, vgg16: str | None, init: str
     Without normalisation the full FCN-8s does not learn from random weights at the paper's learning
     rate (docs/results/training_notes.md); the paper started from pretrained weights.
     """
-    from rstn_core.errors import RstnError
-
     if vgg16 and init is not None and str(init) == RANDOM_INIT:
         raise RstnError("--vgg16 and --init random contradict each other: pick one")
     if model_config.norm == "none" and not vgg16 and init is None:
@@ -137,47 +147,14 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     when ``should_stop`` stopped the run).
     Raises :class:`RstnError` (user errors) with the offending value in the message.
     """
-    import torch
-
-    from rstn_core import __version__
-    from rstn_core.config import DataConfig
-    from rstn_core.data.augment import RandomisedWindows
-    from rstn_core.data.folds import fold_cases, kfold_split, load_split
-    from rstn_core.data.layouts import discover_dataset
-    from rstn_core.data.sampler import TrainingWindows
-    from rstn_core.errors import RstnError
-    from rstn_core.io import load_case
-    from rstn_core.models.bundle import BUNDLE_SUFFIX, ModelBundle, load_bundle, save_bundle
-    from rstn_core.models.rstn import build_model
-    from rstn_core.models.weights import load_vgg16_weights
-    from rstn_core.resample import resample_case
-    from rstn_core.training.checkpoint import LAST_CHECKPOINT
-    from rstn_core.training.distributed import barrier, init_distributed, shutdown
-    from rstn_core.training.loop import train_view
-
     try:
         view_list = parse_views(views)
     except ValueError as exc:
         raise RstnError(str(exc)) from exc
-    method, model_config, train_config = plan.method, plan.model_config, plan.train_config
     if not resume:  # a resumed run takes its weights from the checkpoints
-        check_initialisation(model_config, vgg16, init)
-    dataset = discover_dataset(data)
-    targets = tuple(int(t) for t in labels) if labels else tuple(dataset.default_target_labels)
-    data_config = DataConfig(target_labels=targets, spacing=plan.spacing)
-    split_folds = load_split(split, dataset.case_ids) if split else kfold_split(dataset.case_ids, folds)
-    train_ids, test_ids = fold_cases(dataset.case_ids, split_folds, fold)
-    log.info("%s (%s): %d training cases, %d held out (fold %d)", dataset.name, dataset.layout, len(train_ids),
-             len(test_ids), fold)
-    cases = [resample_case(load_case(dataset.get(c).image, dataset.get(c).label, targets, case_id=c), plan.spacing)
-             for c in train_ids]
-
-    if init is not None and str(init) == RANDOM_INIT:
-        init = None
-    start = load_bundle(init) if init else None
-    if start is not None and (start.method != method or start.model_config != model_config):
-        raise RstnError(f"init {init}: a {start.method} bundle with model {start.model_config.to_dict()} does not fit "
-                        f"this {method} run with model {model_config.to_dict()}")
+        check_initialisation(plan.model_config, vgg16, init)
+    training = prepare_training_data(data, plan.spacing, fold=fold, folds=folds, split=split, labels=labels)
+    start = _start_bundle(init, plan)
     info, torch_device = init_distributed(device)
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise RstnError(f"device {device!r}: CUDA is not available on this machine")
@@ -185,35 +162,13 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
     models, precision = {}, None
     try:
         for view in view_list:
-            windows = TrainingWindows(cases, view, data_config, keep_label_maps=plan.augment is not None)
-            if plan.augment is not None:
-                windows = RandomisedWindows(windows, plan.augment, seed=train_config.seed)
-            torch.manual_seed(train_config.seed)
-            model = build_model(method, model_config)
-            if start is not None:
-                if view not in start.models:
-                    raise RstnError(f"init {init}: the bundle has no {view.value} model (views: "
-                                    f"{', '.join(v.value for v in start.models)})")
-                model.load_state_dict(start.models[view].state_dict())
-            reinit = None
-            if vgg16:
-                for net in (model.coarse_net, model.fine_net):
-                    load_vgg16_weights(net, vgg16)
-
-                def reinit(m, _cfg=model_config):
-                    m.load_state_dict(build_model(method, _cfg).state_dict())
-                    for net in (m.coarse_net, m.fine_net):
-                        load_vgg16_weights(net, vgg16)
-            checkpoint = out / view.value / LAST_CHECKPOINT if resume else None
-            if checkpoint is not None and not checkpoint.exists():
-                if not any((out / v.value / LAST_CHECKPOINT).exists() for v in view_list):
-                    raise RstnError(f"resume: no checkpoint at {checkpoint}")
-                log.info("resume: no checkpoint for the %s view yet; training it from the start", view.value)
-                checkpoint = None
-            result = train_view(model, windows, view=view.value, model_config=model_config, data_config=data_config,
-                                train_config=train_config, out_dir=out / view.value, device=torch_device,
-                                resume=checkpoint, reinit=reinit, dist_info=info, progress=progress,
-                                should_stop=should_stop)
+            windows = view_windows(training, view, plan.augment, plan.train_config.seed)
+            model, reinit = _initial_model(plan, view, start, init, vgg16)
+            result = train_view(model, windows, view=view.value, model_config=plan.model_config,
+                                data_config=training.data_config, train_config=plan.train_config,
+                                out_dir=out / view.value, device=torch_device,
+                                resume=_resume_checkpoint(out, view, view_list) if resume else None, reinit=reinit,
+                                dist_info=info, progress=progress, should_stop=should_stop)
             if not result.finished:
                 log.info("stopped during the %s view: resume with resume=True (checkpoint %s)", view.value,
                          out / view.value / LAST_CHECKPOINT)
@@ -223,16 +178,74 @@ def train_dataset(data: str | Path, out: str | Path, plan: TrainingPlan, *, view
             barrier(info)
         if not info.is_main:
             return None
-        meta = {"organ": organ, "target_labels": list(targets), "code_version": __version__,
-                "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": fold,
-                             "train_cases": train_ids, "test_cases": test_ids, "recipe": plan.recipe,
-                             "init": str(init) if init else (None if vgg16 else RANDOM_INIT),
-                             "vgg16": str(vgg16) if vgg16 else None, "precision": precision,
-                             "spacing": list(plan.spacing) if plan.spacing else None,
-                             "augment": plan.augment.to_dict() if plan.augment else None,
-                             "train_config": train_config.to_dict()}}
-        path = save_bundle(ModelBundle(method, model_config, data_config, models, meta), out / f"model{BUNDLE_SUFFIX}")
-        log.info("bundle written: %s (views: %s)", path, ", ".join(v.value for v in models))
-        return path
+        return write_training_bundle(out, plan, training, models, organ=organ, init=init, vgg16=vgg16,
+                                     precision=precision)
     finally:
         shutdown(info)
+
+
+def _start_bundle(init: str | Path | None, plan: TrainingPlan) -> ModelBundle | None:
+    """The bundle ``init`` names (None for none or ``"random"``), checked to fit ``plan``."""
+    if init is None or str(init) == RANDOM_INIT:
+        return None
+    start = load_bundle(init)
+    if start.method != plan.method or start.model_config != plan.model_config:
+        raise RstnError(f"init {init}: a {start.method} bundle with model {start.model_config.to_dict()} does not fit "
+                        f"this {plan.method} run with model {plan.model_config.to_dict()}")
+    return start
+
+
+def _initial_model(plan: TrainingPlan, view: View, start: ModelBundle | None, init: str | Path | None,
+                   vgg16: str | None):
+    """-> (the model ``view`` starts from, the re-initialisation of an S restart or None for random).
+
+    Random weights come from an explicit generator seeded by the plan's seed (no global seeding); then the
+    ``start`` bundle's weights of ``view``, or ImageNet VGG16 for both FCNs."""
+    method, model_config = plan.method, plan.model_config
+    model = build_model(method, model_config, torch.Generator().manual_seed(plan.train_config.seed))
+    if start is not None:
+        if view not in start.models:
+            raise RstnError(f"init {init}: the bundle has no {view.value} model (views: "
+                            f"{', '.join(v.value for v in start.models)})")
+        model.load_state_dict(start.models[view].state_dict())
+    if not vgg16:
+        return model, None
+    for net in (model.coarse_net, model.fine_net):
+        load_vgg16_weights(net, vgg16)
+
+    def reinit(m: RSTN, generator: torch.Generator) -> None:
+        m.load_state_dict(build_model(method, model_config, generator).state_dict())
+        for net in (m.coarse_net, m.fine_net):
+            load_vgg16_weights(net, vgg16)
+    return model, reinit
+
+
+def _resume_checkpoint(out: Path, view: View, view_list: Sequence[View]) -> Path | None:
+    """``out/<view>/last.ckpt``; None (train the view from the start) when another view has one but this one
+    has not; :class:`RstnError` when no view has one."""
+    checkpoint = out / view.value / LAST_CHECKPOINT
+    if checkpoint.exists():
+        return checkpoint
+    if not any((out / v.value / LAST_CHECKPOINT).exists() for v in view_list):
+        raise RstnError(f"resume: no checkpoint at {checkpoint}")
+    log.info("resume: no checkpoint for the %s view yet; training it from the start", view.value)
+    return None
+
+
+def write_training_bundle(out: Path, plan: TrainingPlan, training: TrainingData, models: dict[View, RSTN], *,
+                          organ: str, init: str | Path | None, vgg16: str | None, precision: dict | None) -> Path:
+    """``out/model.rstn``: the trained ``models`` with what made them in ``meta["training"]``."""
+    init = None if init is not None and str(init) == RANDOM_INIT else init
+    dataset, targets = training.dataset, training.data_config.target_labels
+    meta = {"organ": organ, "target_labels": list(targets), "code_version": __version__,
+            "training": {"dataset": dataset.name, "layout": dataset.layout, "fold": training.fold,
+                         "train_cases": training.train_ids, "test_cases": training.test_ids, "recipe": plan.recipe,
+                         "init": str(init) if init else (None if vgg16 else RANDOM_INIT),
+                         "vgg16": str(vgg16) if vgg16 else None, "precision": precision,
+                         "spacing": list(plan.spacing) if plan.spacing else None,
+                         "augment": plan.augment.to_dict() if plan.augment else None,
+                         "train_config": plan.train_config.to_dict()}}
+    bundle = ModelBundle(plan.method, plan.model_config, training.data_config, models, meta)
+    path = save_bundle(bundle, out / f"model{BUNDLE_SUFFIX}")
+    log.info("bundle written: %s (views: %s)", path, ", ".join(v.value for v in models))
+    return path

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rstn_core.config import StageConfig
+from rstn_core.types import Method
 
 BOXES_FROM_TRUTH = "truth"
 BOXES_FROM_PREDICTION = "prediction"
@@ -20,31 +21,33 @@ BOXES_FROM_PREDICTION = "prediction"
 
 @dataclass(frozen=True)
 class StageSpec:
-    """What a stage computes: which nets see a loss, whether g is applied, where boxes come from."""
+    """What a stage computes: which nets see a loss, whether g is applied, where boxes come from, and
+    whether the released convergence check (restarting the stage when it fails) follows it."""
 
     name: str
     trains_coarse: bool
     trains_fine: bool
     uses_saliency: bool
     boxes: str  # BOXES_FROM_TRUTH or BOXES_FROM_PREDICTION
+    checks_convergence: bool = False  # the check after S: its losses are kept, a failure restarts it
 
 
 STAGE_SPECS: dict[str, StageSpec] = {
-    "S": StageSpec("S", True, True, False, BOXES_FROM_TRUTH),
+    "S": StageSpec("S", True, True, False, BOXES_FROM_TRUTH, checks_convergence=True),
     "I": StageSpec("I", True, True, True, BOXES_FROM_TRUTH),
     "J": StageSpec("J", True, True, True, BOXES_FROM_PREDICTION),
     "coarse": StageSpec("coarse", True, False, False, BOXES_FROM_TRUTH),
     "fine": StageSpec("fine", False, True, False, BOXES_FROM_TRUTH),
 }
 
-METHOD_STAGES: dict[str, tuple[str, ...]] = {"rstn": ("S", "I", "J"), "c2f": ("coarse", "fine")}
+METHOD_STAGES: dict[Method, tuple[str, ...]] = {Method.RSTN: ("S", "I", "J"), Method.C2F: ("coarse", "fine")}
 
 
-def check_stages(method: str, stages: Sequence[StageConfig]) -> None:
+def check_stages(method: Method, stages: Sequence[StageConfig]) -> None:
     """Refuse stage names that do not belong to ``method`` or that repeat (ValueError, names given)."""
     allowed = METHOD_STAGES.get(method)
     if allowed is None:
-        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHOD_STAGES)}")
+        raise ValueError(f"unknown method {method!r}; expected one of {[m.value for m in METHOD_STAGES]}")
     names = [s.name for s in stages]
     wrong = [n for n in names if n not in allowed]
     if wrong:

@@ -18,8 +18,8 @@ from rstn_core.evaluation.metrics import dsc
 from rstn_core.geometry import crop_box
 from rstn_core.inference.state import RoundState, SaliencyView
 from rstn_core.intensity import normalize_hu
+from rstn_core.slicing import centers_touching, make_windows, to_view
 from rstn_core.types import ALL_VIEWS, Case, Orientation, View, Volume
-from rstn_core.views import centers_touching, make_windows, to_view
 
 
 @dataclass(frozen=True, eq=False)

@@ -63,6 +63,28 @@ def test_evaluate_case_oracle_stub_converges_at_round_one_and_pads_curves():
     assert r.rounds_to == {"0.95": 1, "0.99": 1} and r.final_dsc == 1.0
 
 
+def _nothing(x):
+    return torch.full_like(x, -10.0)
+
+
+@pytest.mark.parametrize("name, models, label, config", [
+    ("converges", dict(), None, {}),
+    ("empty coarse", dict(coarse=_nothing), None, {}),
+    ("empty coarse, empty truth", dict(coarse=_nothing), np.zeros(SHAPE, bool), {}),
+    ("empty mask at round 1", dict(refine=_nothing), None, {}),  # the replay said max-rounds here
+    ("oracle, empty coarse", dict(coarse=_nothing), None, {"crops_from": "truth"}),
+    ("oracle finds nothing", dict(coarse=_nothing, refine=_nothing), None, {"crops_from": "truth"}),
+])
+def test_cross_validation_replay_agrees_with_the_engine(name, models, label, config):
+    """evaluate_case records at stop threshold 1.0 and replays the rule at 0.99; engine.run applies it live.
+    Both must name the same round, reason and DSC (an empty Z_t once ended the replay at max_rounds)."""
+    case = organ_case(label)
+    eng = engine({v: StubModel(**models) for v in ALL_VIEWS}, margin=2, max_rounds=3, **config)
+    live = eng.run(case)
+    r = evaluate_case(eng, case, "oracle" if config else "rstn", 0, stop_dsc=eng.config.stop_dsc)
+    assert (r.rounds, r.stopped, r.final_dsc) == (live.round, live.stopped, live.dsc_vs_truth), name
+
+
 def test_evaluate_case_records_an_oscillation_as_not_converged():
     hu = np.full(SHAPE, 240.0, dtype=np.float32)
     hu[0, 0, 0] = -100.0

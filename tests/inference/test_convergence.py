@@ -75,16 +75,23 @@ def test_pad_curves_table(dscs, inter, ended, padded_dscs, padded_inter):
 
 
 @pytest.mark.parametrize(
-    "inter, ended, coarse_dsc, expected",
+    "voxels, inter, from_truth, expected",
     [
-        ([1.0, 1.0, 1.0], StopReason.EMPTY_COARSE, 0.0, (0, StopReason.EMPTY_COARSE)),
-        ([1.0, 1.0, 1.0], StopReason.EMPTY_COARSE, 1.0, (1, StopReason.CONVERGED)),  # empty truth, empty Z_0
-        ([0.9, 0.995, 1.0], StopReason.CONVERGED, 0.7, (2, StopReason.CONVERGED)),
-        ([0.9, 0.95, 0.98], StopReason.MAX_ROUNDS, 0.7, (3, StopReason.MAX_ROUNDS)),
+        ([0], [], False, (0, StopReason.EMPTY_COARSE)),
+        ([5, 0], [0.0], False, (1, StopReason.EMPTY_MASK)),  # the engine stops on an empty Z_1 (was max-rounds)
+        ([5, 5, 5, 5], [0.9, 0.995, 1.0], False, (2, StopReason.CONVERGED)),
+        ([5, 5, 5, 5], [0.9, 0.95, 0.98], False, (3, StopReason.MAX_ROUNDS)),
+        ([0, 5, 5], [0.0, 1.0], True, (2, StopReason.CONVERGED)),  # the oracle goes on after an empty Z_0
+        ([0, 0], [1.0], True, (1, StopReason.CONVERGED)),  # two empty oracle masks agree
     ],
 )
-def test_replay_stop_rule_table(inter, ended, coarse_dsc, expected):
-    assert replay_stop_rule(inter, ended, coarse_dsc, stop_dsc=0.99, max_rounds=3) == expected
+def test_replay_stop_rule_table(voxels, inter, from_truth, expected):
+    assert replay_stop_rule(voxels, inter, stop_dsc=0.99, max_rounds=3, crops_from_truth=from_truth) == expected
+
+
+def test_replay_refuses_a_recording_that_ends_before_the_rule():
+    with pytest.raises(ValueError, match="2 recorded rounds end before the stop rule at 0.99"):
+        replay_stop_rule([5, 5], [0.5], stop_dsc=0.99, max_rounds=3)
 
 
 def test_first_round_reaching_is_one_based():

@@ -13,8 +13,8 @@ from rstn_core.geometry import crop, crop_box
 from rstn_core.inference.batching import group_by_box_size
 from rstn_core.inference.convergence import StopReason
 from rstn_core.inference.engine import RSTNEngine
+from rstn_core.slicing import centers_touching, make_windows, to_view
 from rstn_core.types import ALL_VIEWS, Case, View
-from rstn_core.views import centers_touching, make_windows, to_view
 
 
 def engine_for(models, **config) -> RSTNEngine:
@@ -53,13 +53,13 @@ def test_empty_coarse_map_stops_cleanly():
 def test_empty_coarse_map_does_not_stop_the_oracle():
     """Oracle boxes come from the truth: a coarse net that finds nothing still gets its fine rounds."""
     models = three(coarse=lambda x: torch.full_like(x, -10.0))
-    states = list(engine_for(models, oracle=True, margin=2).iterate(organ_case()))
+    states = list(engine_for(models, crops_from="truth", margin=2).iterate(organ_case()))
     assert states[0].stopped is None and not states[0].mask.any()
     assert [s.round for s in states] == [0, 1, 2]
     assert states[1].dsc_vs_truth == 1.0 and states[2].stopped == "converged"
     assert all(m.windows("refine") > 0 for m in models.values())
     never = three(coarse=lambda x: torch.full_like(x, -10.0), refine=lambda x: torch.full_like(x, -10.0))
-    last = engine_for(never, oracle=True, max_rounds=2).run(organ_case())
+    last = engine_for(never, crops_from="truth", max_rounds=2).run(organ_case())
     # two empty masks in a row agree (inter-round DSC 1, as the release counted it): converged, empty
     assert last.round == 1 and last.stopped == "converged" and not last.mask.any()
 
@@ -171,7 +171,7 @@ def test_oracle_mode_crops_from_the_ground_truth():
     models = three(coarse=lambda x: threshold_logits(x))
     case = organ_case()
     wrong = Case("wrong", case.image, shifted)  # the "truth" differs from what the image shows
-    engine = engine_for(models, oracle=True, margin=2)
+    engine = engine_for(models, crops_from="truth", margin=2)
     s1 = engine.step(wrong, engine.start(wrong))
     ref = to_view(shifted, View.AXIAL)
     assert s1.boxes[View.AXIAL] == {int(c): crop_box(make_windows(ref, [c])[0], 2) for c in centers_touching(ref)}

@@ -8,8 +8,8 @@ import pytest
 from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box_size
 from rstn_core.inference.fusion import fuse_views, merge_organs
 from rstn_core.inference.postprocess import keep_large_components
+from rstn_core.slicing import accumulate_windows
 from rstn_core.types import BBox
-from rstn_core.views import accumulate_windows
 
 # three views, three voxels (hand-computed):
 #   voxel 0: 0.9, 0.4, 0.4 -> mean 0.5667 (fg), votes 1/3 (bg)
@@ -95,7 +95,7 @@ def test_postprocess_matches_labelling_the_whole_volume(seed):
 
 
 def test_fast_float16_cast_rounds_exactly_as_numpy():
-    from rstn_core.inference.engine import cast
+    from rstn_core.inference.state import cast
 
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.random(10_000, dtype=np.float32), rng.normal(0, 1e4, 1000).astype(np.float32),

@@ -140,14 +140,14 @@ def test_resume_after_kill_9(tmp_path):
         torch.set_num_threads(1)
         from test_checkpoint_resume import tiny_setup, run
         from rstn_training_synthetic import blob_windows
-        from rstn_core.training import loop
+        from rstn_core.training import callbacks
         mc, tc = tiny_setup("rstn", "sgd", lr=1e-2)
-        original = loop.save_checkpoint
+        original = callbacks.save_checkpoint
         def save_then_die(path, **kw):
             original(path, **kw)
             if kw["train_state"].global_step == 4:
                 os.kill(os.getpid(), signal.SIGKILL)
-        loop.save_checkpoint = save_then_die
+        callbacks.save_checkpoint = save_then_die
         run({str(tmp_path / 'killed')!r}, blob_windows(5, h=19, w=21), mc, tc)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -12,9 +12,11 @@ from rstn_core.config import DataConfig, InferenceConfig, StageConfig, TrainConf
 from rstn_core.models.rstn import build_model
 from rstn_core.models.saliency import build_saliency
 from rstn_core.precision import cpu_flags, cpu_has_native_bf16, resolve_precision
+from rstn_core.training.callbacks import stage_s_converged
 from rstn_core.training.checkpoint import LAST_CHECKPOINT, load_checkpoint
 from rstn_core.training.distributed import DistInfo
-from rstn_core.training.loop import build_optimizer, stage_s_converged, train_view
+from rstn_core.training.loop import train_view
+from rstn_core.training.optim import build_optimizer
 from rstn_core.training.recipes import get_recipe
 from rstn_core.training.stages import check_window, converged, moving_average
 

@@ -6,8 +6,8 @@ from rstn_training_synthetic import blob_windows
 from rstn_core.config import ModelConfig
 from rstn_core.geometry import crop_box
 from rstn_core.models.rstn import build_model
-from rstn_core.training.loop import choose_boxes, unrolled_loss
 from rstn_core.training.stages import STAGE_SPECS
+from rstn_core.training.unroll import choose_boxes, unrolled_loss
 from rstn_core.types import BBox
 
 

@@ -1,4 +1,4 @@
-"""Volumes <-> view slice stacks <-> 3-slice windows, each with its exact inverse (SPEC §1.3).
+"""Slicing: volumes <-> view slice stacks <-> 3-slice windows, each with its exact inverse (SPEC §1.3).
 
 A view stack is the canonical (R, A, S) array with the view's slicing axis moved to the front:
 ``(L, H, W)``. A window centred on slice ``j`` holds slices ``(j-1, j, j+1)`` as 3 channels; at

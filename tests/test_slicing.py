@@ -1,4 +1,4 @@
-"""rstn_core.views and rstn_core.geometry: exact inverses on odd shapes, and the margin jitter."""
+"""rstn_core.slicing and rstn_core.geometry: exact inverses on odd shapes, and the margin jitter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rstn_core import geometry, views
+from rstn_core import geometry, slicing
 from rstn_core.types import ALL_VIEWS, BBox, View
 
 odd = st.integers(0, 6).map(lambda n: 2 * n + 1)
@@ -22,24 +22,24 @@ def volume_of(shape, seed=0) -> np.ndarray:
 @given(shape=shapes, view=st.sampled_from(ALL_VIEWS))
 def test_to_view_from_view_round_trip(shape, view):
     vol = volume_of(shape)
-    stack = views.to_view(vol, view)
-    assert stack.shape == views.view_shape(shape, view)
+    stack = slicing.to_view(vol, view)
+    assert stack.shape == slicing.view_shape(shape, view)
     assert stack.shape[0] == shape[view.axis]
-    np.testing.assert_array_equal(views.from_view(stack, view), vol)
+    np.testing.assert_array_equal(slicing.from_view(stack, view), vol)
 
 
 @settings(max_examples=30, deadline=None)
 @given(shape=shapes, view=st.sampled_from(ALL_VIEWS))
 def test_all_windows_accumulate_back_to_the_volume(shape, view):
     vol = volume_of(shape)
-    stack = views.to_view(vol, view)
+    stack = slicing.to_view(vol, view)
     centers = np.arange(stack.shape[0])
-    windows = views.make_windows(stack, centers)
+    windows = slicing.make_windows(stack, centers)
     assert windows.shape == (stack.shape[0], 3) + stack.shape[1:]
     np.testing.assert_array_equal(windows[:, 1], stack)  # channel 1 is the centre slice
-    back, covered = views.accumulate_windows(windows, centers, stack.shape[0])
+    back, covered = slicing.accumulate_windows(windows, centers, stack.shape[0])
     assert covered.all()
-    np.testing.assert_allclose(views.from_view(back, view), vol, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(slicing.from_view(back, view), vol, rtol=0, atol=1e-6)
 
 
 @settings(max_examples=30, deadline=None)
@@ -47,7 +47,7 @@ def test_all_windows_accumulate_back_to_the_volume(shape, view):
 def test_window_subset_covers_exactly_the_neighbourhood(num, data):
     centers = sorted(set(data.draw(st.lists(st.integers(0, num - 1), max_size=num))))
     stack = volume_of((num, 3, 5))
-    back, covered = views.accumulate_windows(views.make_windows(stack, centers), centers, num)
+    back, covered = slicing.accumulate_windows(slicing.make_windows(stack, centers), centers, num)
     expected = np.zeros(num, bool)
     for c in centers:
         expected[max(c - 1, 0) : c + 2] = True
@@ -57,25 +57,25 @@ def test_window_subset_covers_exactly_the_neighbourhood(num, data):
 
 
 def test_window_edges_repeat_the_centre():
-    np.testing.assert_array_equal(views.window_indices([0, 2, 4], 5), [[0, 0, 1], [1, 2, 3], [3, 4, 4]])
-    np.testing.assert_array_equal(views.window_indices([0], 1), [[0, 0, 0]])
+    np.testing.assert_array_equal(slicing.window_indices([0, 2, 4], 5), [[0, 0, 1], [1, 2, 3], [3, 4, 4]])
+    np.testing.assert_array_equal(slicing.window_indices([0], 1), [[0, 0, 0]])
     with pytest.raises(ValueError, match="window centres"):
-        views.window_indices([5], 5)
+        slicing.window_indices([5], 5)
 
 
 def test_view_axes_follow_anatomy():
     vol = np.zeros((3, 5, 7))
-    assert views.to_view(vol, View.AXIAL).shape == (7, 3, 5)
-    assert views.to_view(vol, "coronal").shape == (5, 3, 7)
-    assert views.to_view(vol, View.SAGITTAL).shape == (3, 5, 7)
+    assert slicing.to_view(vol, View.AXIAL).shape == (7, 3, 5)
+    assert slicing.to_view(vol, "coronal").shape == (5, 3, 7)
+    assert slicing.to_view(vol, View.SAGITTAL).shape == (3, 5, 7)
 
 
 def test_centers_touching():
     mask = np.zeros((9, 2, 2), bool)
     mask[4] = True
-    np.testing.assert_array_equal(views.centers_touching(mask), [3, 4, 5])
+    np.testing.assert_array_equal(slicing.centers_touching(mask), [3, 4, 5])
     mask[8, 0, 0] = True
-    np.testing.assert_array_equal(views.centers_touching(mask), [3, 4, 5, 7, 8])
+    np.testing.assert_array_equal(slicing.centers_touching(mask), [3, 4, 5, 7, 8])
 
 
 # --- geometry -----------------------------------------------------------------------------------
