@@ -14,9 +14,9 @@ import param
 from rstn_core.inference.summary import curve_points
 
 from . import display
+from .hvplots import ERROR_CMAP, PRED_COLOR, frame_size, image, overlay_layer, rectangles
 from .state import SessionState
 from .tables import rounds_table_html
-from .viewer import ERROR_CMAP, PRED_COLOR, frame_size, image, overlay_layer, rectangles
 
 SMALL = 190
 DIVERGING = "RdBu_r"

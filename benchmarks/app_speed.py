@@ -32,13 +32,13 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def engine_times(steps: int) -> dict:
-    from app import backend
+    from app import cases, engines
 
-    choice = next(c for c in backend.model_choices() if c.method == "rstn")
+    choice = next(c for c in engines.model_choices() if c.method == "rstn")
     t0 = time.perf_counter()
-    handle = backend.get_engine(choice)
+    handle = engines.get_engine(choice)
     load = time.perf_counter() - t0
-    case = backend.demo_case()
+    case = cases.demo_case()
     t0 = time.perf_counter()
     state = handle.engine.start(case)
     start = time.perf_counter() - t0

@@ -1,0 +1,85 @@
+// Draws the current slice of the main viewer in the browser (a Bokeh CustomJS body; app/viewer.py).
+// args: meta (JSON record of app/slice_payload.view_meta), volume (ct int16, truth uint8), shown (pred
+// uint8), ct / truth / pred / boxes (the sources drawn), fig, xaxis, yaxis, slider, ct_mapper,
+// truth_glyph, pred_glyph. Everything is set with {sync: false}: the pixels never travel to the server.
+const M = JSON.parse((meta.data.json && meta.data.json[0]) || "{}");
+if (!M.shape) return;
+const vol = volume.data;
+const nvox = M.shape[0] * M.shape[1] * M.shape[2];
+if (!vol.ct || !vol.ct[0] || vol.ct[0].length !== nvox) return;  // the case's arrays are still on their way
+const ndarray = Bokeh.require("core/util/ndarray").ndarray;
+const quiet = {sync: false};
+const a = M.axis, ah = M.axes[0], aw = M.axes[1];
+const H = M.shape[ah], W = M.shape[aw], N = H * W;
+const strides = [M.shape[1] * M.shape[2], M.shape[2], 1];
+const value = Math.max(0, Math.min(Math.round(slider.value), M.n - 1));
+const s = Math.min(Math.floor(value / M.step), M.shape[a] - 1);
+const base = s * strides[a], sh = strides[ah], sw = strides[aw];
+
+// display row j (0 = bottom) is the view's W index j; column c (0 = left) is H index H-1-c (radiological)
+function take(src, out) {
+  for (let j = 0; j < W; j++) {
+    const row = j * H, off = base + j * sw + (H - 1) * sh;
+    for (let c = 0; c < H; c++) out[row + c] = src[off - c * sh];
+  }
+  return out;
+}
+function contour(m) {  // inner boundary: inside with a 4-neighbour outside (the image edge counts as outside)
+  const out = new Uint8Array(N);
+  for (let j = 0; j < W; j++) for (let c = 0; c < H; c++) {
+    const i = j * H + c;
+    if (!m[i]) continue;
+    const inner = j > 0 && j < W - 1 && c > 0 && c < H - 1 && m[i - H] && m[i + H] && m[i - 1] && m[i + 1];
+    out[i] = inner ? 0 : 1;
+  }
+  return out;
+}
+
+const hu = take(vol.ct[0], new Float32Array(N));
+const t = M.has_truth && vol.truth[0].length === nvox ? take(vol.truth[0], new Uint8Array(N)) : null;
+const predArr = shown.data.pred && shown.data.pred[0];
+const p = M.has_round && predArr && predArr.length === nvox ? take(predArr, new Uint8Array(N)) : null;
+const truthLayer = new Uint8Array(N), predLayer = new Uint8Array(N);  // codes: 1 TP 2 FP 3 FN 4 truth 5 pred
+const byErrors = M.errors && M.has_round && M.show_prediction;
+if (t && M.show_truth && !byErrors) {
+  const m = M.outline ? contour(t) : t;
+  for (let i = 0; i < N; i++) if (m[i]) truthLayer[i] = 4;
+}
+if (p && M.show_prediction) {
+  if (M.errors && t) {
+    for (let i = 0; i < N; i++) predLayer[i] = p[i] ? (t[i] ? 1 : 2) : (t[i] ? 3 : 0);
+    if (M.outline) {
+      const keep = new Uint8Array(N);
+      for (const code of [1, 2, 3]) {
+        const edge = contour(predLayer.map((v) => (v === code ? 1 : 0)));
+        for (let i = 0; i < N; i++) if (edge[i]) keep[i] = 1;
+      }
+      for (let i = 0; i < N; i++) if (!keep[i]) predLayer[i] = 0;
+    }
+  } else {
+    const m = M.outline ? contour(p) : p;
+    for (let i = 0; i < N; i++) if (m[i]) predLayer[i] = 5;
+  }
+}
+
+const place = {x: [0], y: [0], dw: [M.dw], dh: [M.dh]};
+ct.setv({data: {image: [ndarray(hu, {shape: [W, H]})], ...place}}, quiet);
+truth.setv({data: {image: [ndarray(truthLayer, {shape: [W, H]})], ...place}}, quiet);
+pred.setv({data: {image: [ndarray(predLayer, {shape: [W, H]})], ...place}}, quiet);
+const rows = M.show_boxes ? M.boxes.filter((r) => r[0] === value) : [];
+boxes.setv({data: {left: rows.map((r) => r[1]), bottom: rows.map((r) => r[2]), right: rows.map((r) => r[3]),
+                   top: rows.map((r) => r[4]), round: rows.map((r) => r[5]), color: rows.map((r) => r[6])}}, quiet);
+ct_mapper.setv({low: M.clim[0], high: M.clim[1]}, quiet);
+truth_glyph.setv({global_alpha: M.opacity}, quiet);
+pred_glyph.setv({global_alpha: M.opacity}, quiet);
+fig.title.setv({text: `${M.case_id} · ${M.view} slice ${value}/${M.n - 1}${M.round_label}`}, quiet);
+if (fig.__rstn_geom !== M.geom_key) {  // a new case or view: the frame follows it (a zoom survives slice changes)
+  fig.__rstn_geom = M.geom_key;
+  fig.x_range.setv({start: 0, end: M.dw, reset_start: 0, reset_end: M.dw}, quiet);
+  fig.y_range.setv({start: 0, end: M.dh, reset_start: 0, reset_end: M.dh}, quiet);
+  xaxis.setv({axis_label: M.xlabel}, quiet);
+  yaxis.setv({axis_label: M.ylabel}, quiet);
+  fig.setv({frame_width: M.frame[0], frame_height: M.frame[1]}, quiet);
+}
+window.__rstn_drawn = {value: value, view: M.view, version: M.version, at: performance.now(),
+                       count: ((window.__rstn_drawn && window.__rstn_drawn.count) || 0) + 1};
