@@ -74,6 +74,11 @@ def demo_case() -> Case:
         return _DEMO["case"]
 
 
+def cached_demo_case() -> Case | None:
+    """The demo case when it was already built in this process, else None (nothing is built)."""
+    return _DEMO.get("case")
+
+
 # --- files and uploads --------------------------------------------------------------------------
 
 

@@ -59,7 +59,6 @@ class Sidebar(pn.viewable.Viewer):
         self.compare = pn.widgets.Button.from_param(s.param.compare, label="Compare with baseline", disabled=busy)
         self.progress = pn.indicators.Progress(value=s.param.progress, active=busy, max=100, width=280,
                                                bar_color="primary", css_classes=["run-progress"])
-        self.view = pn.widgets.RadioButtonGroup.from_param(s.param.view, label="View")
         self.round = pn.widgets.IntSlider(label="Round shown", start=0, value=s.param.round_index,
                                           end=pn.bind(lambda r: max(len(r) - 1, 1), s.param.rounds),
                                           disabled=pn.bind(lambda r: len(r) < 2, s.param.rounds),
@@ -100,8 +99,9 @@ class Sidebar(pn.viewable.Viewer):
             pn.pane.Markdown("Other CTs: **Load another CT** above the images.", margin=(0, 10)),
             "### Inference", pn.Row(self.coarse, self.step), self.run, pn.Row(self.cancel, self.reset), self.compare,
             self.progress,
-            "### Navigation", self.view, self.round, self.worst,
-            pn.pane.Markdown("Slice: the slider above the image, or the ↑/↓ keys.", margin=(0, 10)),
+            "### Navigation", self.round, self.worst,
+            pn.pane.Markdown("View and slice: the buttons and the slider above the image, or the ↑/↓ keys.",
+                             margin=(0, 10)),
             "### Display", self.window, pn.Row(self.level, self.width), self.opacity, *self.checks,
             "### Export", self.download,
             width=320, css_classes=["sidebar"])

@@ -95,8 +95,7 @@ class App(pn.viewable.Viewer):
         if self._started:
             return
         self._started = True
-        with pn.io.hold():  # one batch of document events for the case, its info and the navigation
-            self.state.param.trigger("load_demo")
+        self.state.param.trigger("load_demo")
         if self._autostart and self.state.case is not None:
             self.state.param.trigger("coarse")
 
@@ -120,8 +119,14 @@ class App(pn.viewable.Viewer):
 
     def _layout(self, root: Path) -> pn.Row:
         s = self.state
-        tabs = pn.Tabs(("Saliency", SaliencyPanel(state=s)), ("Probabilities", ProbabilityPanel(state=s)),
-                       ("Compare RSTN vs C2F", ComparePanel(state=s)), dynamic=True)
+        def tabs() -> pn.Tabs:
+            return pn.Tabs(("Saliency", SaliencyPanel(state=s)), ("Probabilities", ProbabilityPanel(state=s)),
+                           ("Compare RSTN vs C2F", ComparePanel(state=s)), dynamic=True)
+
+        # served: the chart and the tabs are built after the page (and its CT) is on screen;
+        # in a notebook (and its HTML export) they are built at once
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        later = {"defer_load": True, "loading_indicator": True} if served else {}
         return pn.Row(
             Sidebar(state=s),
             pn.Column(
@@ -131,15 +136,27 @@ class App(pn.viewable.Viewer):
                 # rendered with the page (not in a dynamic tab): the file picker's styles are then served locally
                 pn.Card(DataPanel(state=s, root=root), title="Load another CT: upload or server data folder",
                         collapsed=True, css_classes=["data-card"], sizing_mode="stretch_width"),
-                pn.Row(SliceViewer(state=s), ConvergencePanel(state=s)),
-                tabs))
+                pn.Row(SliceViewer(state=s), pn.panel(lambda: ConvergencePanel(state=s), **later)),
+                pn.panel(tabs, **later)))
 
     def __panel__(self) -> pn.Row:
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.onload(self.start)  # served: the page appears at once, the case follows
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        if served and not self._case_is_ready():
+            pn.state.onload(self.start)  # the first session: the page appears at once, the case follows
         else:
-            self.start()  # a notebook or a test: load now
+            self.start()  # shared case already built, a notebook or a test: the CT travels with the page
         return self._page
+
+    def _case_is_ready(self) -> bool:
+        """The case and its preparation for the model are already built (the demo after its first session,
+        or a case given to the App), so loading it while the page is built costs little."""
+        s = self.state
+        if not s._share_case:
+            return True
+        choice = s.choice()
+        case = cases.cached_demo_case()
+        return (choice is not None and case is not None
+                and (f"rstn-prepared:{choice.key}:demo:{case.case_id}",) in pn.state.cache)  # as_cached keys
 
 
 def _shared_engines(choice: ModelChoice) -> EngineHandle:

@@ -69,30 +69,34 @@ def grid_note(shape: Sequence[int], step: int) -> str:
             f"{'×'.join(map(str, shape))}) so slice changes stay instant; the model runs on every voxel.")
 
 
-def view_meta(case: Any, view: View | str, step: int, rounds: Sequence[Any], round_index: int,
-              looks: dict[str, Any], version: int) -> dict[str, Any]:
-    """The JSON record the browser draws a view with: display-grid shape, the view's axes, the frame in mm,
-    labels, the crop boxes of every slice (rounds <= ``round_index``) and the display settings ``looks``
-    (errors, outline, show_truth, show_prediction, show_boxes, opacity, clim)."""
+def view_geometry(case: Any, view: View | str, rounds: Sequence[Any], upto: int, centre: int) -> dict[str, Any]:
+    """One view's part of the record: its axes, slice count, frame in mm and px, labels, the slice to open
+    at (``centre``) and the crop boxes ``[slice, x0, y0, x1, y1, round, colour]`` of rounds <= ``upto``."""
     view = View.parse(view)
     shape = tuple(int(s) for s in case.image.shape)
     geom = display.geometry(shape, case.image.spacing, view)
-    ah, aw = display.view_axes(view)
     left, bottom, right, top = geom.bounds
     xlabel, ylabel = display.axis_labels(view)
-    upto = min(round_index, len(rounds) - 1) if rounds else -1
     boxes = []
     for state in rounds[: upto + 1]:
         colour = display.round_color(state.round, len(rounds))
         for index, box in sorted(state.boxes.get(view, {}).items()):
             boxes.append([int(index), *display.box_to_display(box, geom), int(state.round), colour])
-    width, height = frame_size(geom)
+    return {"axis": view.axis, "axes": list(display.view_axes(view)), "n": display.num_slices(shape, view),
+            "dw": right - left, "dh": top - bottom, "xlabel": xlabel, "ylabel": ylabel, "frame": list(frame_size(geom)),
+            "centre": int(centre), "boxes": boxes, "geom_key": f"{case.case_id}:{shape}:{view.value}"}
+
+
+def case_meta(case: Any, step: int, rounds: Sequence[Any], round_index: int, looks: dict[str, Any],
+              centres: dict[str, int], version: int) -> dict[str, Any]:
+    """The JSON record the browser draws every view with: the display-grid shape, each view's geometry
+    (:func:`view_geometry`; the browser switches views itself), the shown round and the display settings
+    ``looks`` (errors, outline, show_truth, show_prediction, show_boxes, opacity, clim)."""
+    upto = min(round_index, len(rounds) - 1) if rounds else -1
     return {
-        "version": version, "case_id": case.case_id, "view": view.value, "step": step,
-        "shape": [math.ceil(s / step) for s in shape], "axis": view.axis, "axes": [ah, aw],
-        "n": display.num_slices(shape, view), "dw": right - left, "dh": top - bottom,
-        "xlabel": xlabel, "ylabel": ylabel, "frame": [width, height],
-        "geom_key": f"{case.case_id}:{shape}:{view.value}",
+        "version": version, "case_id": case.case_id, "step": step,
+        "shape": [math.ceil(int(s) / step) for s in case.image.shape],
+        "views": {v.value: view_geometry(case, v, rounds, upto, centres[v.value]) for v in View},
         "round_label": f" · round {rounds[upto].round}" if rounds else "", "has_round": bool(rounds),
-        "has_truth": case.label is not None, "boxes": boxes, **looks,
+        "has_truth": case.label is not None, **looks,
     }

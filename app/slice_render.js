@@ -1,18 +1,24 @@
 // Draws the current slice of the main viewer in the browser (a Bokeh CustomJS body; app/viewer.py).
-// args: meta (JSON record of app/slice_payload.view_meta), volume (ct int16, truth uint8), shown (pred
-// uint8), ct / truth / pred / boxes (the sources drawn), fig, xaxis, yaxis, slider, ct_mapper,
-// truth_glyph, pred_glyph. Everything is set with {sync: false}: the pixels never travel to the server.
+// args: meta (JSON record of app/slice_payload.case_meta), volume (ct int16, truth uint8), shown (pred
+// uint8), ct / truth / pred / boxes (the sources drawn), fig, xaxis, yaxis, slider, views (the view
+// buttons), ct_mapper, truth_glyph, pred_glyph. The drawn data is set with {sync: false}: pixels never
+// travel to the server; the slider and the view buttons are synced, so the server follows lazily.
 const M = JSON.parse((meta.data.json && meta.data.json[0]) || "{}");
 if (!M.shape) return;
+const name = views.labels[views.active];
+const V = M.views[name];
+if (cb_obj === views) {  // a view switch in the browser: open the view at its organ slice
+  slider.setv({end: Math.max(V.n - 1, 1), value: Math.min(V.centre, V.n - 1)});
+}
 const vol = volume.data;
 const nvox = M.shape[0] * M.shape[1] * M.shape[2];
 if (!vol.ct || !vol.ct[0] || vol.ct[0].length !== nvox) return;  // the case's arrays are still on their way
 const ndarray = Bokeh.require("core/util/ndarray").ndarray;
 const quiet = {sync: false};
-const a = M.axis, ah = M.axes[0], aw = M.axes[1];
+const a = V.axis, ah = V.axes[0], aw = V.axes[1];
 const H = M.shape[ah], W = M.shape[aw], N = H * W;
 const strides = [M.shape[1] * M.shape[2], M.shape[2], 1];
-const value = Math.max(0, Math.min(Math.round(slider.value), M.n - 1));
+const value = Math.max(0, Math.min(Math.round(slider.value), V.n - 1));
 const s = Math.min(Math.floor(value / M.step), M.shape[a] - 1);
 const base = s * strides[a], sh = strides[ah], sw = strides[aw];
 
@@ -62,24 +68,24 @@ if (p && M.show_prediction) {
   }
 }
 
-const place = {x: [0], y: [0], dw: [M.dw], dh: [M.dh]};
+const place = {x: [0], y: [0], dw: [V.dw], dh: [V.dh]};
 ct.setv({data: {image: [ndarray(hu, {shape: [W, H]})], ...place}}, quiet);
 truth.setv({data: {image: [ndarray(truthLayer, {shape: [W, H]})], ...place}}, quiet);
 pred.setv({data: {image: [ndarray(predLayer, {shape: [W, H]})], ...place}}, quiet);
-const rows = M.show_boxes ? M.boxes.filter((r) => r[0] === value) : [];
+const rows = M.show_boxes ? V.boxes.filter((r) => r[0] === value) : [];
 boxes.setv({data: {left: rows.map((r) => r[1]), bottom: rows.map((r) => r[2]), right: rows.map((r) => r[3]),
                    top: rows.map((r) => r[4]), round: rows.map((r) => r[5]), color: rows.map((r) => r[6])}}, quiet);
 ct_mapper.setv({low: M.clim[0], high: M.clim[1]}, quiet);
 truth_glyph.setv({global_alpha: M.opacity}, quiet);
 pred_glyph.setv({global_alpha: M.opacity}, quiet);
-fig.title.setv({text: `${M.case_id} · ${M.view} slice ${value}/${M.n - 1}${M.round_label}`}, quiet);
-if (fig.__rstn_geom !== M.geom_key) {  // a new case or view: the frame follows it (a zoom survives slice changes)
-  fig.__rstn_geom = M.geom_key;
-  fig.x_range.setv({start: 0, end: M.dw, reset_start: 0, reset_end: M.dw}, quiet);
-  fig.y_range.setv({start: 0, end: M.dh, reset_start: 0, reset_end: M.dh}, quiet);
-  xaxis.setv({axis_label: M.xlabel}, quiet);
-  yaxis.setv({axis_label: M.ylabel}, quiet);
-  fig.setv({frame_width: M.frame[0], frame_height: M.frame[1]}, quiet);
+fig.title.setv({text: `${M.case_id} · ${name} slice ${value}/${V.n - 1}${M.round_label}`}, quiet);
+if (fig.__rstn_geom !== V.geom_key) {  // a new case or view: the frame follows it (a zoom survives slice changes)
+  fig.__rstn_geom = V.geom_key;
+  fig.x_range.setv({start: 0, end: V.dw, reset_start: 0, reset_end: V.dw}, quiet);
+  fig.y_range.setv({start: 0, end: V.dh, reset_start: 0, reset_end: V.dh}, quiet);
+  xaxis.setv({axis_label: V.xlabel}, quiet);
+  yaxis.setv({axis_label: V.ylabel}, quiet);
+  fig.setv({frame_width: V.frame[0], frame_height: V.frame[1]}, quiet);
 }
-window.__rstn_drawn = {value: value, view: M.view, version: M.version, at: performance.now(),
+window.__rstn_drawn = {value: value, view: name, version: M.version, at: performance.now(),
                        count: ((window.__rstn_drawn && window.__rstn_drawn.count) || 0) + 1};

@@ -1,11 +1,12 @@
-"""The main slice viewer, drawn in the browser: a slice change never waits for the server.
+"""The main slice viewer, drawn in the browser: a slice change or a view switch never waits for the server.
 
 The server sends the case once (CT as int16, truth as uint8, see :mod:`app.slice_payload`), the shown
-round's mask once per round, and a small JSON record per change of view, round or display setting; a
-Bokeh ``CustomJS`` (``app/slice_render.js``) cuts the slice out of those arrays, colours the overlays
-(TP/FP/FN, truth, prediction, contours) and filters the crop boxes, whenever the slice slider or the
-record changes. The keys (:class:`KeyNav`) move the slider in the browser. The server learns the slice
-afterwards (the slider's value is synced back) for the header, the tabs and the report.
+round's mask once per round, and a small JSON record (every view's geometry, the crop boxes, the display
+settings) per change of round or display setting; a Bokeh ``CustomJS`` (``app/slice_render.js``) cuts
+the slice out of those arrays, colours the overlays (TP/FP/FN, truth, prediction, contours) and filters
+the crop boxes whenever the slice slider, the view buttons or the record change. The keys
+(:class:`KeyNav`) move the slider in the browser. The server learns the view and the slice afterwards
+(both widgets are synced back) for the header, the tabs and the report.
 Coordinates are millimetres of :mod:`app.display`'s frame (radiological convention).
 """
 
@@ -18,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, CustomJS, HoverTool, LinearColorMapper, Range1d, Slider
+from bokeh.models import ColumnDataSource, CustomJS, HoverTool, LinearColorMapper, RadioButtonGroup, Range1d, Slider
 from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
+from rstn_core.types import View
+
 from . import display, slice_payload
+from .doc_push import DocPush
 from .hvplots import PRED_COLOR, TRUTH_COLOR
 from .state import SessionState
 
@@ -98,18 +102,14 @@ class SliceViewer(pn.viewable.Viewer):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self.uid = uuid.uuid4().hex[:12]
-        doc = pn.state.curdoc
-        self._doc = doc if doc is not None and doc.session_context is not None else None
-        self._dirty: set[str] = set()
-        self._scheduled = False
+        self._push = DocPush(self._flush)
         self._version = 0
         self.step = 1
         self._build()
         s, d = self.state, self.state.display
         s.param.watch(lambda *e: self._mark("volume", "shown", "meta", "slider"), ["case"])
         s.param.watch(lambda *e: self._mark("shown", "meta"), ["rounds", "round_index"])
-        s.param.watch(lambda *e: self._mark("meta", "slider"), ["view", "num_slices"])
-        s.param.watch(lambda *e: self._mark("slider"), ["slice_index"])
+        s.param.watch(lambda *e: self._mark("slider"), ["view", "num_slices", "slice_index"])
         d.param.watch(lambda *e: self._mark("meta"), ["window", "level", "width", "opacity", "outline", "errors",
                                                       "show_truth", "show_prediction", "show_boxes"])
         if s.case is not None:
@@ -121,6 +121,8 @@ class SliceViewer(pn.viewable.Viewer):
         self.shown = ColumnDataSource({"pred": [np.zeros(0, np.uint8)]})
         self.slider = Slider(start=0, end=1, value=0, step=1, title="Slice", name=f"rstn-slice-{self.uid}",
                              width=400, css_classes=["slice-slider"])
+        self.views = RadioButtonGroup(labels=[v.value for v in View], active=0, name=f"rstn-view-{self.uid}",
+                                      css_classes=["view-buttons"])
         xlabel, ylabel = display.axis_labels("axial")
         fig = figure(frame_width=slice_payload.FRAME, frame_height=slice_payload.FRAME, x_range=Range1d(0, 1),
                      y_range=Range1d(0, 1), tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="right",
@@ -139,12 +141,14 @@ class SliceViewer(pn.viewable.Viewer):
         fig.add_tools(HoverTool(renderers=[ct], tooltips=[("HU", "@image{0}"), ("mm", "$x{0.0}, $y{0.0}")]))
         render = CustomJS(args=dict(meta=self.meta, volume=self.volume, shown=self.shown, ct=sources["ct"],
                                     truth=sources["truth"], pred=sources["pred"], boxes=boxes, fig=fig,
-                                    xaxis=fig.xaxis[0], yaxis=fig.yaxis[0], slider=self.slider,
+                                    xaxis=fig.xaxis[0], yaxis=fig.yaxis[0], slider=self.slider, views=self.views,
                                     ct_mapper=self.ct_mapper, truth_glyph=layers[0].glyph,
                                     pred_glyph=layers[1].glyph), code=RENDER_JS)
         self.meta.js_on_change("change", render)
         self.slider.js_on_change("value", render)
         self.slider.on_change("value", self._on_slider)
+        self.views.js_on_change("active", render)
+        self.views.on_change("active", self._on_views)
         self.figure = fig
         self.note = pn.pane.HTML("", css_classes=["grid-note"], margin=(0, 10))
         self.keys = KeyNav(target=self.uid)
@@ -152,14 +156,7 @@ class SliceViewer(pn.viewable.Viewer):
     # --- server -> browser: batched, on the document's own tick ---------------------------------
 
     def _mark(self, *parts: str) -> None:
-        self._dirty.update(parts)
-        if self._scheduled:
-            return
-        if self._doc is None:  # a notebook or a test: apply now
-            self._flush()
-            return
-        self._scheduled = True
-        self._doc.add_next_tick_callback(self._flush)  # thread-safe; keeps the updates in order
+        self._push.mark(*parts)
 
     def record(self) -> dict:
         """The JSON record the browser draws the current view with."""
@@ -167,11 +164,12 @@ class SliceViewer(pn.viewable.Viewer):
         looks = {"errors": d.errors, "outline": d.outline, "show_truth": d.show_truth,
                  "show_prediction": d.show_prediction, "show_boxes": d.show_boxes, "opacity": d.opacity,
                  "clim": list(d.clim())}
-        return slice_payload.view_meta(s.case, s.view, self.step, s.rounds, s.round_index, looks, self._version)
+        target = s.current_mask() if s.rounds else s.case.label  # the state's own rule (_centre_navigation)
+        centres = {v.value: display.largest_slice(target, v) if target is not None
+                   else display.num_slices(s.case.image.shape, v) // 2 for v in View}
+        return slice_payload.case_meta(s.case, self.step, s.rounds, s.round_index, looks, centres, self._version)
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, set()
+    def _flush(self, dirty: set[str]) -> None:
         s = self.state
         if s.case is None:
             return
@@ -186,6 +184,7 @@ class SliceViewer(pn.viewable.Viewer):
         if "slider" in dirty:
             n = display.num_slices(s.case.image.shape, s.view)
             self.slider.update(end=max(n - 1, 1), step=self.step, value=int(np.clip(s.slice_index, 0, n - 1)))
+            self.views.active = self.views.labels.index(str(s.view))
         if dirty - {"slider"}:
             self._version += 1
             self.meta.data = {"json": [json.dumps(self.record())]}
@@ -198,8 +197,14 @@ class SliceViewer(pn.viewable.Viewer):
         if index != s.slice_index:
             s.slice_index = index
 
+    def _on_views(self, attr, old, new) -> None:
+        view = self.views.labels[int(new)]
+        if view != self.state.view:
+            self.state.view = view
+
     def __panel__(self):
         # the Bokeh models carry their own css classes (a Bokeh pane hands its model over unwrapped)
-        return pn.Column(pn.pane.Bokeh(self.slider), pn.pane.Bokeh(self.figure), self.keys, self.note,
+        return pn.Column(pn.pane.Bokeh(self.views), pn.pane.Bokeh(self.slider), pn.pane.Bokeh(self.figure),
+                         self.keys, self.note,
                          pn.pane.HTML(legend_html(), margin=(0, 10)),
                          css_classes=["viewer-column"])

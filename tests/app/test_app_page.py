@@ -93,14 +93,15 @@ def test_frame_follows_the_case_and_the_view(view):
     app = _app()
     s = app.state
     viewer = SliceViewer(state=s)
-    s.view = view
-    record = json.loads(viewer.meta.data["json"][0])
+    record = json.loads(viewer.meta.data["json"][0])["views"][view]  # every view: the browser switches itself
     geom = display.geometry(s.case.image.shape, s.case.image.spacing, view)
     assert (record["dw"], record["dh"]) == pytest.approx((geom.bounds[2], geom.bounds[3]))
     assert (record["xlabel"], record["ylabel"]) == display.axis_labels(view)
     width, height = record["frame"]
     assert width / height == pytest.approx(geom.aspect, rel=0.02)
-    assert record["n"] == display.num_slices(s.case.image.shape, view) and viewer.slider.end == record["n"] - 1
+    assert record["n"] == display.num_slices(s.case.image.shape, view)
+    viewer._on_views("active", 0, viewer.views.labels.index(view))  # the browser switched: the server follows
+    assert s.view == view and viewer.slider.end == record["n"] - 1 and s.slice_index == record["centre"]
     assert viewer.volume.data["ct"][0].size == int(np.prod(s.case.image.shape))  # the case goes to the browser once
 
 
@@ -113,7 +114,8 @@ def test_the_browser_gets_each_round_and_its_boxes_once():
     record = json.loads(viewer.meta.data["json"][0])
     assert viewer.volume.data["ct"][0] is ct  # a round does not re-send the CT
     assert viewer.shown.data["pred"][0].sum() == int(s.rounds[-1].mask.sum())
-    assert record["round_label"] == " · round 1" and {row[5] for row in record["boxes"]} == {1}
+    boxes = record["views"][s.view]["boxes"]
+    assert record["round_label"] == " · round 1" and {row[5] for row in boxes} == {1}
     s.slice_index = 3
     assert viewer.slider.value == 3 and json.loads(viewer.meta.data["json"][0])["version"] == record["version"]
     viewer._on_slider("value", 3, 5)  # the browser moved the slider: the server follows

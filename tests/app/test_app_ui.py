@@ -203,23 +203,22 @@ def test_page_loads_with_demo_case_model_and_guide(app_page, server, console_pro
 
 
 def test_frame_and_labels_follow_the_view(app_page):
+    """A view switch is drawn by the browser (frame, labels) at once; the server follows it."""
     page = app_page
     axial = _figures(page)
     assert len(axial) == 1 and axial[0]["xlabel"].startswith("patient's right")
     assert axial[0]["ylabel"].startswith("posterior")
     page.get_by_role("button", name="sagittal").click()
-    expect(page.get_by_test_id("nav-info")).to_contain_text("sagittal")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        sagittal = _figures(page)
-        if len(sagittal) == 1 and sagittal[0]["xlabel"].startswith("anterior"):
-            break
-        time.sleep(0.5)
+    _wait_drawn(page, "d.view === 'sagittal'", timeout_ms=10_000)
+    sagittal = _figures(page)
+    assert len(sagittal) == 1, sagittal
     assert sagittal[0]["xlabel"].startswith("anterior ← → posterior")
     assert sagittal[0]["ylabel"].startswith("inferior")
     assert sagittal[0]["x"] != axial[0]["x"] or sagittal[0]["y"] != axial[0]["y"]
+    expect(page.get_by_test_id("nav-info")).to_contain_text("sagittal", timeout=60_000)
     page.get_by_role("button", name="axial").click()
-    expect(page.get_by_test_id("nav-info")).to_contain_text("axial")
+    _wait_drawn(page, "d.view === 'axial'", timeout_ms=10_000)
+    expect(page.get_by_test_id("nav-info")).to_contain_text("axial", timeout=60_000)
 
 
 def test_a_step_draws_the_crop_box_and_a_chart_point(app_page):
@@ -403,7 +402,7 @@ def test_a_few_sessions_at_once(server, browser, app_page, console_problems):
             expect(page.get_by_test_id("status")).to_contain_text("round 0", timeout=STEP_TIMEOUT_MS)
         seconds = time.perf_counter() - t0
         pages[0].get_by_role("button", name="coronal").click()
-        expect(pages[0].get_by_test_id("nav-info")).to_contain_text("coronal")
+        expect(pages[0].get_by_test_id("nav-info")).to_contain_text("coronal", timeout=60_000)
         for page in pages[1:]:
             expect(page.get_by_test_id("nav-info")).to_contain_text("axial")
             expect(page.get_by_test_id("dsc-points")).to_have_text("0")
