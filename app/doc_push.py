@@ -23,6 +23,11 @@ class DocPush:
         if self._building:
             pn.state.onload(self._loaded)
 
+    @property
+    def building(self) -> bool:
+        """Changes go straight into the models (not served yet, or no server at all)."""
+        return self._doc is None or self._building
+
     def _loaded(self) -> None:
         self._building = False
 

@@ -1,14 +1,21 @@
 // Draws the current slice of the main viewer in the browser (a Bokeh CustomJS body; app/viewer.py).
-// args: meta (JSON record of app/slice_payload.case_meta), volume (ct int16, truth uint8), shown (pred
+// args: meta (JSON record of app/slice_payload.case_meta), nav (navigation chosen on the server), volume (ct int16, truth uint8), shown (pred
 // uint8), ct / truth / pred / boxes (the sources drawn), fig, xaxis, yaxis, slider, views (the view
 // buttons), ct_mapper, truth_glyph, pred_glyph. The drawn data is set with {sync: false}: pixels never
-// travel to the server; the slider and the view buttons are synced, so the server follows lazily.
+// travel to the server. The server follows the view buttons and the slider's value_throttled (keys:
+// debounced), and sends its own navigation through `nav`.
 const M = JSON.parse((meta.data.json && meta.data.json[0]) || "{}");
 if (!M.shape) return;
+const N0 = nav.data;
+if (cb_obj === nav && N0.seq[0] !== slider.__rstn_seq) {  // navigation chosen on the server (a jump, a case)
+  slider.__rstn_seq = N0.seq[0];
+  views.setv({active: Math.max(0, views.labels.indexOf(N0.view[0]))}, {sync: false});
+  slider.setv({end: N0.end[0], step: N0.step[0], value: N0.slice[0]}, {sync: false});
+}
 const name = views.labels[views.active];
 const V = M.views[name];
 if (cb_obj === views) {  // a view switch in the browser: open the view at its organ slice
-  slider.setv({end: Math.max(V.n - 1, 1), value: Math.min(V.centre, V.n - 1)});
+  slider.setv({end: Math.max(V.n - 1, 1), value: Math.min(V.centre, V.n - 1)}, {sync: false});
 }
 const vol = volume.data;
 const nvox = M.shape[0] * M.shape[1] * M.shape[2];

@@ -51,8 +51,9 @@ def legend_html() -> str:
 class KeyNav(pn.custom.JSComponent):
     """Keyboard slice navigation: ↑/↓, PageUp/PageDown or j/k anywhere on the page (not in text fields).
 
-    Each press moves the viewer's slice slider in the browser (found by name); the slice is drawn at once
-    and the slider's value reaches the server afterwards, so quick presses are never lost."""
+    Each press moves the viewer's slice slider in the browser (found by name); the slice is drawn at once.
+    The server learns the slice 250 ms after the last press (the slider's ``value_throttled``), so quick
+    presses are never lost and a burst costs the server one update."""
 
     target = param.String(default="", doc="the SliceViewer's id (names its slider and record)")
 
@@ -76,7 +77,10 @@ class KeyNav(pn.custom.JSComponent):
         event.preventDefault();
         const next = slider.value + step[event.key] * (slider.step || 1);
         const value = Math.max(slider.start, Math.min(slider.end, next));
-        if (value !== slider.value) slider.value = value;
+        if (value === slider.value) return;
+        slider.setv({value: value}, {sync: false});  // drawn now, in the browser
+        clearTimeout(slider.__rstn_timer);  // the server learns the slice once the keys rest
+        slider.__rstn_timer = setTimeout(() => slider.setv({value_throttled: slider.value}, {check_eq: false}), 250);
       };
       document.addEventListener('keydown', handler);
       model.on('remove', () => document.removeEventListener('keydown', handler));
@@ -109,7 +113,8 @@ class SliceViewer(pn.viewable.Viewer):
         s, d = self.state, self.state.display
         s.param.watch(lambda *e: self._mark("volume", "shown", "meta", "slider"), ["case"])
         s.param.watch(lambda *e: self._mark("shown", "meta"), ["rounds", "round_index"])
-        s.param.watch(lambda *e: self._mark("slider"), ["view", "num_slices", "slice_index"])
+        s.param.watch(self._on_navigation, ["view", "num_slices", "slice_index"])
+        self._following = False  # True while the state follows the browser (nothing is sent back)
         d.param.watch(lambda *e: self._mark("meta"), ["window", "level", "width", "opacity", "outline", "errors",
                                                       "show_truth", "show_prediction", "show_boxes"])
         if s.case is not None:
@@ -117,6 +122,8 @@ class SliceViewer(pn.viewable.Viewer):
 
     def _build(self) -> None:
         self.meta = ColumnDataSource({"json": ["{}"]}, name=f"rstn-meta-{self.uid}")
+        # server-initiated navigation (a jump, a new case, a view chosen on the server): applied by the browser
+        self.nav = ColumnDataSource({"seq": [0], "slice": [0], "view": ["axial"], "end": [1], "step": [1]})
         self.volume = ColumnDataSource({"ct": [np.zeros(0, np.int16)], "truth": [np.zeros(0, np.uint8)]})
         self.shown = ColumnDataSource({"pred": [np.zeros(0, np.uint8)]})
         self.slider = Slider(start=0, end=1, value=0, step=1, title="Slice", name=f"rstn-slice-{self.uid}",
@@ -139,14 +146,16 @@ class SliceViewer(pn.viewable.Viewer):
         fig.quad(left="left", right="right", bottom="bottom", top="top", source=boxes, fill_alpha=0,
                  line_color="color", line_width=2)
         fig.add_tools(HoverTool(renderers=[ct], tooltips=[("HU", "@image{0}"), ("mm", "$x{0.0}, $y{0.0}")]))
-        render = CustomJS(args=dict(meta=self.meta, volume=self.volume, shown=self.shown, ct=sources["ct"],
-                                    truth=sources["truth"], pred=sources["pred"], boxes=boxes, fig=fig,
+        render = CustomJS(args=dict(meta=self.meta, nav=self.nav, volume=self.volume, shown=self.shown,
+                                    ct=sources["ct"], truth=sources["truth"],
+                                    pred=sources["pred"], boxes=boxes, fig=fig,
                                     xaxis=fig.xaxis[0], yaxis=fig.yaxis[0], slider=self.slider, views=self.views,
                                     ct_mapper=self.ct_mapper, truth_glyph=layers[0].glyph,
                                     pred_glyph=layers[1].glyph), code=RENDER_JS)
         self.meta.js_on_change("change", render)
+        self.nav.js_on_change("change", render)
         self.slider.js_on_change("value", render)
-        self.slider.on_change("value", self._on_slider)
+        self.slider.on_change("value_throttled", self._on_slider)  # keys: debounced in the browser
         self.views.js_on_change("active", render)
         self.views.on_change("active", self._on_views)
         self.figure = fig
@@ -183,24 +192,41 @@ class SliceViewer(pn.viewable.Viewer):
             self.shown.data = {"pred": [slice_payload.mask_array(mask, self.step)]}
         if "slider" in dirty:
             n = display.num_slices(s.case.image.shape, s.view)
-            self.slider.update(end=max(n - 1, 1), step=self.step, value=int(np.clip(s.slice_index, 0, n - 1)))
-            self.views.active = self.views.labels.index(str(s.view))
+            index = int(np.clip(s.slice_index, 0, n - 1))
+            self.nav.data = {"seq": [self.nav.data["seq"][0] + 1], "slice": [index], "view": [str(s.view)],
+                             "end": [max(n - 1, 1)], "step": [self.step]}
+            if self._push.building:  # the page is not served yet: the widgets start where the state is
+                self.slider.update(end=max(n - 1, 1), step=self.step, value=index)
+                self.views.active = self.views.labels.index(str(s.view))
         if dirty - {"slider"}:
             self._version += 1
             self.meta.data = {"json": [json.dumps(self.record())]}
 
     # --- browser -> server ------------------------------------------------------------------------
 
+    def _on_navigation(self, *events) -> None:
+        if not self._following:  # a change the browser did not make: send it there
+            self._mark("slider")
+
+    def _follow(self, **values) -> None:
+        """The browser moved (slice or view): the state follows, nothing is sent back (no echo of a stale
+        value while the user keeps pressing keys)."""
+        self._following = True
+        try:
+            self.state.param.update(**values)
+        finally:
+            self._following = False
+
     def _on_slider(self, attr, old, new) -> None:
         s = self.state
         index = int(np.clip(int(round(new)), 0, max(s.num_slices - 1, 0)))
         if index != s.slice_index:
-            s.slice_index = index
+            self._follow(slice_index=index)
 
     def _on_views(self, attr, old, new) -> None:
         view = self.views.labels[int(new)]
         if view != self.state.view:
-            self.state.view = view
+            self._follow(view=view)  # the state centres the view's slice as the browser did
 
     def __panel__(self):
         # the Bokeh models carry their own css classes (a Bokeh pane hands its model over unwrapped)

@@ -101,7 +101,7 @@ def test_frame_follows_the_case_and_the_view(view):
     assert width / height == pytest.approx(geom.aspect, rel=0.02)
     assert record["n"] == display.num_slices(s.case.image.shape, view)
     viewer._on_views("active", 0, viewer.views.labels.index(view))  # the browser switched: the server follows
-    assert s.view == view and viewer.slider.end == record["n"] - 1 and s.slice_index == record["centre"]
+    assert s.view == view and s.num_slices == record["n"] and s.slice_index == record["centre"]
     assert viewer.volume.data["ct"][0].size == int(np.prod(s.case.image.shape))  # the case goes to the browser once
 
 
@@ -116,10 +116,11 @@ def test_the_browser_gets_each_round_and_its_boxes_once():
     assert viewer.shown.data["pred"][0].sum() == int(s.rounds[-1].mask.sum())
     boxes = record["views"][s.view]["boxes"]
     assert record["round_label"] == " · round 1" and {row[5] for row in boxes} == {1}
-    s.slice_index = 3
-    assert viewer.slider.value == 3 and json.loads(viewer.meta.data["json"][0])["version"] == record["version"]
-    viewer._on_slider("value", 3, 5)  # the browser moved the slider: the server follows
-    assert s.slice_index == 5
+    s.slice_index = 3  # navigation chosen on the server: sent to the browser (no new record)
+    assert viewer.nav.data["slice"] == [3] and json.loads(viewer.meta.data["json"][0])["version"] == record["version"]
+    seq = viewer.nav.data["seq"][0]
+    viewer._on_slider("value_throttled", 3, 5)  # the browser moved (keys at rest): the server follows ...
+    assert s.slice_index == 5 and viewer.nav.data["seq"][0] == seq  # ... and sends nothing back (no echo)
 
 
 def test_a_large_ct_is_sent_on_a_coarser_display_grid():
