@@ -7,13 +7,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import panel as pn
 import param
 
 from rstn_core.errors import RstnError
 
-from . import backend
+from . import cases
 from .state import SessionState
 
 
@@ -26,35 +25,6 @@ class DataFolderPicker(pn.widgets.FileSelector):
         if not isinstance(self._selector.options, dict):
             return
         super()._filter_denylist(event)
-
-
-class KeyNav(pn.custom.JSComponent):
-    """Keyboard slice navigation: ↑/↓, PageUp/PageDown or j/k anywhere on the page (not in text fields).
-
-    The browser keeps a running total of slice steps (``steps``); the server applies the difference to
-    the last total it saw, so quick presses that arrive together are never lost."""
-
-    steps = param.Integer(default=0)
-
-    _esm = """
-    export function render({ model }) {
-      const step = {ArrowUp: 1, k: 1, ArrowDown: -1, j: -1, PageUp: 10, PageDown: -10};
-      const handler = (event) => {
-        const origin = event.composedPath ? event.composedPath()[0] : event.target;
-        const tag = ((origin && origin.tagName) || '').toLowerCase();
-        if (tag === 'input' || tag === 'textarea' || tag === 'select') return;
-        if (!(event.key in step)) return;
-        event.preventDefault();
-        model.steps = model.steps + step[event.key];
-      };
-      document.addEventListener('keydown', handler);
-      model.on('remove', () => document.removeEventListener('keydown', handler));
-      const hint = document.createElement('span');
-      hint.className = 'keynav-hint';
-      hint.textContent = 'Keys: ↑/↓ or j/k = next/previous slice, PageUp/PageDown = ±10';
-      return hint;
-    }
-    """
 
 
 def _not(value) -> bool:
@@ -89,11 +59,6 @@ class Sidebar(pn.viewable.Viewer):
         self.compare = pn.widgets.Button.from_param(s.param.compare, label="Compare with baseline", disabled=busy)
         self.progress = pn.indicators.Progress(value=s.param.progress, active=busy, max=100, width=280,
                                                bar_color="primary", css_classes=["run-progress"])
-        self.view = pn.widgets.RadioButtonGroup.from_param(s.param.view, label="View")
-        self.slice = pn.widgets.IntSlider(label="Slice", start=0, value=s.param.slice_index,
-                                          end=pn.bind(lambda n: max(n - 1, 1), s.param.num_slices),
-                                          css_classes=["slice-slider"])
-        self.slice.param.watch(lambda e: setattr(s, "slice_index", int(e.new)), "value_throttled")
         self.round = pn.widgets.IntSlider(label="Round shown", start=0, value=s.param.round_index,
                                           end=pn.bind(lambda r: max(len(r) - 1, 1), s.param.rounds),
                                           disabled=pn.bind(lambda r: len(r) < 2, s.param.rounds),
@@ -101,8 +66,6 @@ class Sidebar(pn.viewable.Viewer):
         self.round.param.watch(lambda e: setattr(s, "round_index", min(int(e.new), max(len(s.rounds) - 1, 0))),
                                "value")
         self.worst = pn.widgets.Button.from_param(s.param.jump_to_error, label="Jump to the worst slice")
-        self.keys = KeyNav()
-        self.keys.param.watch(self._on_keys, "steps")
         self.window = pn.widgets.Select.from_param(d.param.window, label="Window")
         self.level = pn.widgets.FloatInput.from_param(d.param.level, label="Custom level (HU)", width=130)
         self.width = pn.widgets.FloatInput.from_param(d.param.width, label="Custom width (HU)", width=130)
@@ -115,11 +78,6 @@ class Sidebar(pn.viewable.Viewer):
             callback=self._report, label="Export HTML report", button_type="success", embed=False,
             css_classes=["report-download"], disabled=busy,
             filename=pn.bind(lambda c: f"rstn_report_{c.case_id}.html" if c else "rstn_report.html", s.param.case))
-
-    def _on_keys(self, event) -> None:
-        s = self.state
-        delta = int(event.new) - int(event.old)
-        s.slice_index = int(np.clip(s.slice_index + delta, 0, max(s.num_slices - 1, 0)))
 
     def _report(self):
         from . import report
@@ -141,7 +99,9 @@ class Sidebar(pn.viewable.Viewer):
             pn.pane.Markdown("Other CTs: **Load another CT** above the images.", margin=(0, 10)),
             "### Inference", pn.Row(self.coarse, self.step), self.run, pn.Row(self.cancel, self.reset), self.compare,
             self.progress,
-            "### Navigation", self.view, self.slice, self.round, self.worst, self.keys,
+            "### Navigation", self.round, self.worst,
+            pn.pane.Markdown("View and slice: the buttons and the slider above the image, or the ↑/↓ keys.",
+                             margin=(0, 10)),
             "### Display", self.window, pn.Row(self.level, self.width), self.opacity, *self.checks,
             "### Export", self.download,
             width=320, css_classes=["sidebar"])
@@ -156,14 +116,14 @@ class DataPanel(pn.viewable.Viewer):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         s = self.state
-        self.root = Path(self.root or backend.data_root()).resolve()
+        self.root = Path(self.root or cases.data_root()).resolve()
         self._last_selected: str | None = None
         self.image_drop = pn.widgets.FileDropper(
             name="CT (NIfTI)", label="Drop a CT (.nii / .nii.gz)", multiple=False,
-            max_file_size=f"{backend.MAX_UPLOAD_MB}MB", chunk_size=4_000_000, css_classes=["image-drop"])
+            max_file_size=f"{cases.MAX_UPLOAD_MB}MB", chunk_size=4_000_000, css_classes=["image-drop"])
         self.label_drop = pn.widgets.FileDropper(
             name="Label map (optional)", label="Drop its label map (optional)", multiple=False,
-            max_file_size=f"{backend.MAX_UPLOAD_MB}MB", chunk_size=4_000_000)
+            max_file_size=f"{cases.MAX_UPLOAD_MB}MB", chunk_size=4_000_000)
         self.load_upload = pn.widgets.Button(label="Load uploaded files", disabled=s.param.busy)
         self.load_upload.on_click(self._on_upload)
         root = str(self.root)
@@ -193,7 +153,7 @@ class DataPanel(pn.viewable.Viewer):
 
     def _on_typed(self, event) -> None:
         try:
-            backend.inside_root(event.new, self.root)
+            cases.inside_root(event.new, self.root)
         except RstnError:
             self.state.error = (f"{event.new} is outside the data folder {self.root}; the picker only shows "
                                 f"files inside it (set RSTN_DATA_ROOT to use another folder)")
@@ -205,7 +165,7 @@ class DataPanel(pn.viewable.Viewer):
             self.state.error = "select a file or DICOM folder in the data folder first"
             return
         try:
-            path = backend.inside_root(chosen, self.root)
+            path = cases.inside_root(chosen, self.root)
         except RstnError as exc:
             self.state.error = str(exc)
             return
@@ -228,7 +188,7 @@ class DataPanel(pn.viewable.Viewer):
         s = self.state
         paths = pn.pane.Markdown(pn.bind(lambda i, lab: f"image: `{i or '–'}`  \nlabel: `{lab or '–'}`",
                                          s.param.image_path, s.param.label_path))
-        limit = f"Uploads: NIfTI only, at most {backend.MAX_UPLOAD_MB} MB per file (RSTN_MAX_UPLOAD_MB)."
+        limit = f"Uploads: NIfTI only, at most {cases.MAX_UPLOAD_MB} MB per file (RSTN_MAX_UPLOAD_MB)."
         return pn.Row(
             pn.Column("#### Upload a NIfTI", limit, self.image_drop, self.label_drop, self.load_upload, width=340),
             pn.Column(f"#### Server data folder `{self.root}`",

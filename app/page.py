@@ -21,8 +21,9 @@ import param
 
 from rstn_core.types import Case
 
-from . import backend
+from . import cases
 from .controls import DataPanel, Sidebar
+from .engines import EngineHandle, ModelChoice, choices_from_engines, describe_engine, get_engine, model_choices
 from .panels import ComparePanel, ConvergencePanel, ProbabilityPanel, SaliencyPanel
 from .state import SessionState
 from .viewer import SliceViewer
@@ -53,14 +54,14 @@ def shared(key: str, build: Callable[[], Any]) -> Any:
         return pn.state.as_cached(key, build)
 
 
-def _engine_choices(engines: Mapping[str, Any] | Callable[[str], Any] | None, root: Path,
-                    device: str) -> list[backend.ModelChoice]:
-    if engines is None:
-        return backend.model_choices(root, device)
-    if callable(engines) and not isinstance(engines, Mapping):
-        factory = engines
-        engines = {m: (lambda m=m: factory(m)) for m in ("rstn", "c2f")}
-    return backend.choices_from_engines(engines)
+def _engine_choices(given: Mapping[str, Any] | Callable[[str], Any] | None, root: Path,
+                    device: str) -> list[ModelChoice]:
+    if given is None:
+        return model_choices(root, device)
+    if callable(given) and not isinstance(given, Mapping):
+        factory = given
+        given = {m: (lambda m=m: factory(m)) for m in ("rstn", "c2f")}
+    return choices_from_engines(given)
 
 
 class App(pn.viewable.Viewer):
@@ -78,12 +79,12 @@ class App(pn.viewable.Viewer):
     def __init__(self, engines: Mapping[str, Any] | Callable[[str], Any] | None = None, case: Case | None = None,
                  data_root: str | Path | None = None, device: str = "cpu", autostart: bool = True,
                  **params: Any) -> None:
-        root = Path(data_root or backend.data_root()).resolve()
+        root = Path(data_root or cases.data_root()).resolve()
         given = engines is not None
         provider = _shared_engines if not given else _private_engines()
         super().__init__(state=SessionState(
             choices=_engine_choices(engines, root, device), engine_provider=provider,
-            case_provider=(lambda: case) if case is not None else backend.demo_case,
+            case_provider=(lambda: case) if case is not None else cases.demo_case,
             shared=shared, share_case=case is None, data_root=root, name="session"), **params)
         self._autostart = autostart
         self._started = False
@@ -94,8 +95,7 @@ class App(pn.viewable.Viewer):
         if self._started:
             return
         self._started = True
-        with pn.io.hold():  # one batch of document events for the case, its info and the navigation
-            self.state.param.trigger("load_demo")
+        self.state.param.trigger("load_demo")
         if self._autostart and self.state.case is not None:
             self.state.param.trigger("coarse")
 
@@ -119,8 +119,14 @@ class App(pn.viewable.Viewer):
 
     def _layout(self, root: Path) -> pn.Row:
         s = self.state
-        tabs = pn.Tabs(("Saliency", SaliencyPanel(state=s)), ("Probabilities", ProbabilityPanel(state=s)),
-                       ("Compare RSTN vs C2F", ComparePanel(state=s)), dynamic=True)
+        def tabs() -> pn.Tabs:
+            return pn.Tabs(("Saliency", SaliencyPanel(state=s)), ("Probabilities", ProbabilityPanel(state=s)),
+                           ("Compare RSTN vs C2F", ComparePanel(state=s)), dynamic=True)
+
+        # served: the chart and the tabs are built after the page (and its CT) is on screen;
+        # in a notebook (and its HTML export) they are built at once
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        later = {"defer_load": True, "loading_indicator": True} if served else {}
         return pn.Row(
             Sidebar(state=s),
             pn.Column(
@@ -130,32 +136,44 @@ class App(pn.viewable.Viewer):
                 # rendered with the page (not in a dynamic tab): the file picker's styles are then served locally
                 pn.Card(DataPanel(state=s, root=root), title="Load another CT: upload or server data folder",
                         collapsed=True, css_classes=["data-card"], sizing_mode="stretch_width"),
-                pn.Row(SliceViewer(state=s), ConvergencePanel(state=s)),
-                tabs))
+                pn.Row(SliceViewer(state=s), pn.panel(lambda: ConvergencePanel(state=s), **later)),
+                pn.panel(tabs, **later)))
 
     def __panel__(self) -> pn.Row:
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.onload(self.start)  # served: the page appears at once, the case follows
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        if served and not self._case_is_ready():
+            pn.state.onload(self.start)  # the first session: the page appears at once, the case follows
         else:
-            self.start()  # a notebook or a test: load now
+            self.start()  # shared case already built, a notebook or a test: the CT travels with the page
         return self._page
 
+    def _case_is_ready(self) -> bool:
+        """The case and its preparation for the model are already built (the demo after its first session,
+        or a case given to the App), so loading it while the page is built costs little."""
+        s = self.state
+        if not s._share_case:
+            return True
+        choice = s.choice()
+        case = cases.cached_demo_case()
+        return (choice is not None and case is not None
+                and (f"rstn-prepared:{choice.key}:demo:{case.case_id}",) in pn.state.cache)  # as_cached keys
 
-def _shared_engines(choice: backend.ModelChoice) -> backend.EngineHandle:
+
+def _shared_engines(choice: ModelChoice) -> EngineHandle:
     """The default engines: built once per server process (``pn.state.as_cached``), shared by all sessions."""
-    return shared(f"rstn-engine:{choice.key}", lambda: backend.get_engine(choice))
+    return shared(f"rstn-engine:{choice.key}", lambda: get_engine(choice))
 
 
-def _private_engines() -> Callable[[backend.ModelChoice], backend.EngineHandle]:
+def _private_engines() -> Callable[[ModelChoice], EngineHandle]:
     """An engine provider for engines given to one App (not shared through the process-wide cache)."""
-    handles: dict[str, backend.EngineHandle] = {}
+    handles: dict[str, EngineHandle] = {}
     lock = threading.Lock()
 
-    def provide(choice: backend.ModelChoice) -> backend.EngineHandle:
+    def provide(choice: ModelChoice) -> EngineHandle:
         with lock:
             if choice.key not in handles:
                 engine = choice.loader()
-                handles[choice.key] = backend.EngineHandle(choice, engine, backend.describe_engine(choice, engine))
+                handles[choice.key] = EngineHandle(choice, engine, describe_engine(choice, engine))
             return handles[choice.key]
 
     return provide

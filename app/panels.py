@@ -14,9 +14,10 @@ import param
 from rstn_core.inference.summary import curve_points
 
 from . import display
+from .dsc_chart import DscChart
+from .hvplots import ERROR_CMAP, PRED_COLOR, frame_size, image, overlay_layer, rectangles
 from .state import SessionState
 from .tables import rounds_table_html
-from .viewer import ERROR_CMAP, PRED_COLOR, frame_size, image, overlay_layer, rectangles
 
 SMALL = 190
 DIVERGING = "RdBu_r"
@@ -139,18 +140,19 @@ class ConvergencePanel(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=SessionState)
 
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.chart = DscChart(state=self.state)
+
     @param.depends("state.rounds")
-    def _content(self):
+    def _numbers(self):
         s = self.state
-        name = s.choice().method.upper() if s.choice() else "model"
-        chart = pn.pane.HoloViews(dsc_curves({name: s.rounds}, s.stop_dsc()), css_classes=["dsc-chart"],
-                                  linked_axes=False)
         points = len(curve_points(s.rounds)["inter"])
         note = pn.pane.HTML(f"<span data-testid='dsc-points'>{points}</span> inter-round DSC point(s)")
-        return pn.Column(chart, note, pn.pane.HTML(rounds_table_html(s.rounds)))
+        return pn.Column(note, pn.pane.HTML(rounds_table_html(s.rounds)))
 
     def __panel__(self):
-        return pn.Column(explanation_pane(self.state), self._content, css_classes=["convergence-panel"])
+        return pn.Column(explanation_pane(self.state), self.chart, self._numbers, css_classes=["convergence-panel"])
 
 
 class ComparePanel(pn.viewable.Viewer):

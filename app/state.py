@@ -1,39 +1,39 @@
 """Per-session state of the app: a ``param.Parameterized`` object with no Panel import.
 
-The page's buttons trigger the Events below (``state.param.trigger('step')``); the watchers run the
-engine in a worker thread (``asyncio.to_thread``) so the page stays live, and update parameters only
-back on the event loop. In plain Python (tests) the same watchers run to completion synchronously.
-Errors a user can fix land in ``error`` (shown as an alert); the session keeps working.
+The case (as loaded and as prepared for the model), the model menu, the rounds and the navigation;
+the derived parameters the widgets bind to (``can_step``, ``explanation``, ``num_slices``). The page's
+buttons trigger Events; the engine actions live in :class:`app.runs.RunActions` (worker threads), the
+read-only accessors in :class:`app.round_views.RoundViews`. Errors a user can fix land in ``error``
+(shown as an alert); the session keeps working.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import param
 
 from rstn_core.errors import RstnError
 from rstn_core.inference import summary
 from rstn_core.types import Case, View
 
-from . import backend, display
+from . import cases, display, engines
+from .round_views import RoundViews
+from .runs import RunActions
 from .settings import DisplaySettings
-from .tables import status_line
 
 log = logging.getLogger(__name__)
 
 VIEW_NAMES = [v.value for v in View]
 
 
-class SessionState(param.Parameterized):
-    """Case, model, the list of rounds and the navigation of one browser session."""
+class SessionState(RunActions, RoundViews):
+    """Case, model, the list of rounds and the navigation of one browser session (the engine actions:
+    :class:`app.runs.RunActions`; the read-only accessors: :class:`app.round_views.RoundViews`)."""
 
     model = param.Selector(default=None, objects=[], doc="key of the model choice")
     compare_model = param.Selector(default=None, objects=[], doc="baseline model for the comparison")
@@ -51,29 +51,22 @@ class SessionState(param.Parameterized):
     slice_index = param.Integer(default=0, bounds=(0, None))
     num_slices = param.Integer(default=1)
 
-    organ = param.String(default="7", doc="label id(s) of the target organ in the label map")
+    organ = param.String(default="", doc="label id(s) of the target organ in the label map; set to the chosen "
+                                         "model's own target labels when the model is chosen")
     image_path = param.String(default="", doc="server-side image (NIfTI file or DICOM folder)")
     label_path = param.String(default="", doc="server-side label map (optional)")
 
     can_step = param.Boolean(default=False, doc="Step would run a round (a case, not busy, not stopped)")
     explanation = param.String(default="", doc="plain words when the result is empty")
-    busy = param.Boolean(default=False)
-    progress = param.Integer(default=0, bounds=(0, 100))
     status = param.String(default="")
     error = param.String(default="")
 
     load_demo = param.Event(doc="load the built-in demo case")
     load_files = param.Event(doc="load image_path (+ label_path) from the data folder")
-    coarse = param.Event(doc="round 0: coarse nets on every window")
-    step = param.Event(doc="one more recurrent round")
-    run = param.Event(doc="step until the engine stops")
-    reset = param.Event(doc="forget every round")
-    cancel = param.Event(doc="stop a running 'run' between rounds")
-    compare = param.Event(doc="run the model and the baseline to convergence")
     jump_to_error = param.Event(doc="go to the slice with the most FP + FN voxels")
 
-    def __init__(self, choices: Sequence[backend.ModelChoice] | None = None,
-                 engine_provider: Callable[[backend.ModelChoice], backend.EngineHandle] | None = None,
+    def __init__(self, choices: Sequence[engines.ModelChoice] | None = None,
+                 engine_provider: Callable[[engines.ModelChoice], engines.EngineHandle] | None = None,
                  case_provider: Callable[[], Case] | None = None,
                  shared: Callable[[str, Callable[[], Any]], Any] | None = None, share_case: bool = True,
                  data_root: Path | None = None, **params: Any) -> None:
@@ -81,13 +74,13 @@ class SessionState(param.Parameterized):
         ``pn.state.as_cached``); used for the demo case's round 0 and its prepared case."""
         super().__init__(**params)
         self.display = DisplaySettings()
-        self._choices = {c.key: c for c in (backend.model_choices() if choices is None else choices)}
-        self._engine_provider = engine_provider or backend.get_engine
-        self._case_provider = case_provider or backend.demo_case
+        self._choices = {c.key: c for c in (engines.model_choices() if choices is None else choices)}
+        self._engine_provider = engine_provider or engines.get_engine
+        self._case_provider = case_provider or cases.demo_case
         self._shared = shared or (lambda key, fn: fn())
         self._shared_key: str | None = None  # set while the case is the shared demo case
         self._share_case = share_case  # the case provider always returns the same case (the demo)
-        self.data_root = Path(data_root) if data_root is not None else backend.data_root()
+        self.data_root = Path(data_root) if data_root is not None else cases.data_root()
         self._cancel_requested = False
         self._saliency_cache: OrderedDict = OrderedDict()
         keys = list(self._choices)
@@ -103,7 +96,7 @@ class SessionState(param.Parameterized):
 
     # --- model -----------------------------------------------------------------------------------
 
-    def choice(self, key: str | None = None) -> backend.ModelChoice | None:
+    def choice(self, key: str | None = None) -> engines.ModelChoice | None:
         return self._choices.get(key if key is not None else self.model)
 
     def choice_label(self, key: str) -> str:
@@ -112,7 +105,7 @@ class SessionState(param.Parameterized):
     def engine(self, key: str | None = None) -> Any:
         return self.handle(key).engine
 
-    def handle(self, key: str | None = None) -> backend.EngineHandle:
+    def handle(self, key: str | None = None) -> engines.EngineHandle:
         choice = self.choice(key)
         if choice is None:
             raise RstnError("no model is available: put a .rstn bundle in rstn_core/demo or the data folder")
@@ -130,6 +123,9 @@ class SessionState(param.Parameterized):
             self.model_info = f"{choice.label} (failed to load)"
             return
         self.model_info = handle.description
+        targets = getattr(getattr(handle.engine, "data_config", None), "target_labels", None)
+        if targets:
+            self.organ = ", ".join(str(int(t)) for t in targets)
 
     @param.depends("model", watch=True)
     def _on_model(self) -> None:
@@ -142,12 +138,17 @@ class SessionState(param.Parameterized):
     # --- loading ---------------------------------------------------------------------------------
 
     def set_case(self, case: Case, shared_key: str | None = None) -> None:
-        """Make ``case`` current: forget all rounds, prepare it for the engine, centre the navigation."""
+        """Make ``case`` current: forget all rounds, prepare it for the engine, centre the navigation; a CT whose
+        values do not look like Hounsfield units is shown with a warning in ``error``."""
         self._shared_key = shared_key
+        from rstn_core.inference.diagnose import hu_problem
+
         self._clear_rounds()
         self.source_case = case
         if self._show(case):
-            self.error = ""
+            problem = hu_problem(case.image.data)  # the library's test (also behind predict's diagnosis)
+            self.error = (f"{case.case_id} is loaded, but {problem}: the model will most likely find nothing"
+                          if problem else "")
             self.status = f"loaded {case.case_id}"
 
     def prepared(self, case: Case, key: str | None = None) -> Case:
@@ -200,8 +201,8 @@ class SessionState(param.Parameterized):
         def load() -> Case:
             if not self.image_path:
                 raise RstnError("choose an image (NIfTI file or DICOM folder) first")
-            labels = backend.parse_labels(self.organ)
-            return backend.load_case_from_paths(self.image_path, self.label_path or None, labels, self.data_root)
+            labels = cases.parse_labels(self.organ)
+            return cases.load_case_from_paths(self.image_path, self.label_path or None, labels, self.data_root)
 
         case = self._guarded("loading files", load)
         if case is not None:
@@ -211,8 +212,8 @@ class SessionState(param.Parameterized):
                     label_bytes: bytes | None = None) -> bool:
         """Load an uploaded NIfTI (and label map). Returns True on success, else sets ``error``."""
         def load() -> Case:
-            labels = backend.parse_labels(self.organ)
-            return backend.load_case_from_upload(image_name, image_bytes, label_name, label_bytes, labels)
+            labels = cases.parse_labels(self.organ)
+            return cases.load_case_from_upload(image_name, image_bytes, label_name, label_bytes, labels)
 
         case = self._guarded(f"upload {image_name}", load)
         if case is None:
@@ -255,129 +256,6 @@ class SessionState(param.Parameterized):
             return []
         return [f"{line[0].upper()}{line[1:]}." for line in lines if line.startswith("likely cause")]
 
-    async def _job(self, name: str, work: Callable[[], Any]) -> None:
-        """Run one action unless another runs; errors become messages."""
-        if self.busy:
-            self.status = f"busy: {name} ignored until the current action finishes"
-            return
-        if self.case is None:
-            self.error = f"{name}: load a case first"
-            return
-        self.busy, self.error, self.progress, self._cancel_requested = True, "", 0, False
-        t0 = time.perf_counter()
-        try:
-            await work()
-        except RstnError as exc:
-            self.error = f"{name}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - keep the session alive
-            log.exception("%s failed", name)
-            self.error = f"{name} failed unexpectedly: {type(exc).__name__}: {exc}"
-        finally:
-            self.busy = False
-            self.progress = 100 if not self.error else 0
-            log.info("%s took %.2f s", name, time.perf_counter() - t0)
-
-    def _append(self, state: Any) -> None:
-        # one batched update: every view re-renders once per round
-        self.param.update(rounds=[*self.rounds, state], round_index=len(self.rounds),
-                          status=status_line(state, self.rounds[-1] if self.rounds else None))
-
-    async def _round0(self, key: str | None = None) -> Any:
-        """Round 0 of the current case; for the shared demo case computed once per process and model."""
-        engine, case = self.engine(key), self.case
-        backend.check_case_for_engine(case, engine)
-        if self._shared_key is None:
-            return await asyncio.to_thread(engine.start, case)
-        cache_key = f"rstn-round0:{self.choice(key).key}:{self._shared_key}"
-        return await asyncio.to_thread(self._shared, cache_key, lambda: engine.start(case))
-
-    async def _start(self) -> None:
-        self.status = "coarse stage running…"
-        state = await self._round0()
-        self._saliency_cache.clear()
-        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=status_line(state))
-
-    async def _one_step(self) -> None:
-        if not self.rounds:
-            await self._start()
-            return
-        if self.rounds[-1].stopped:
-            self.status = (f"the run has stopped ({self.rounds[-1].stopped}): Step does nothing more; "
-                           "press Reset to start again")
-            return
-        engine, case, last = self.engine(), self.case, self.rounds[-1]
-        self.status = f"round {last.round + 1} running…"
-        state = await asyncio.to_thread(engine.step, case, last)
-        self._append(state)
-
-    async def _until_stopped(self, rounds_attr: str, key: str | None, label: str) -> None:
-        engine, case = self.engine(key), self.case
-        if key is not None and getattr(engine, "prepare", None) is not None:
-            other = await asyncio.to_thread(self.prepared, self.source_case, key)
-            if other.image.shape != case.image.shape:
-                raise RstnError(f"{label} works on a {other.image.shape} grid, the shown case is {case.image.shape}: "
-                                "compare models trained at the same spacing")
-        states = list(getattr(self, rounds_attr))
-        cap = int(getattr(getattr(engine, "config", None), "max_rounds", 10))
-        if not states:
-            self.status = f"{label}: coarse stage running…"
-            states = [await self._round0(key)]
-            self._store(rounds_attr, states, label)
-        while states[-1].stopped is None and not self._cancel_requested:
-            self.status = f"{label}: round {states[-1].round + 1} running…"
-            states.append(await asyncio.to_thread(engine.step, case, states[-1]))
-            self._store(rounds_attr, states, label)
-            self.progress = min(99, int(100 * states[-1].round / max(cap, 1)))
-        if self._cancel_requested:
-            self.status = f"{label}: cancelled after round {states[-1].round}"
-
-    def _store(self, rounds_attr: str, states: list, label: str) -> None:
-        previous = states[-2] if len(states) > 1 else None
-        updates: dict[str, Any] = {rounds_attr: list(states),
-                                   "status": f"{label}: {status_line(states[-1], previous)}"}
-        if rounds_attr == "rounds":
-            updates["round_index"] = len(states) - 1
-        self.param.update(**updates)
-
-    @param.depends("coarse", watch=True)
-    async def _on_coarse(self) -> None:
-        await self._job("coarse stage", self._start)
-
-    @param.depends("step", watch=True)
-    async def _on_step(self) -> None:
-        await self._job("step", self._one_step)
-
-    @param.depends("run", watch=True)
-    async def _on_run(self) -> None:
-        await self._job("run", lambda: self._until_stopped("rounds", None, "run"))
-
-    @param.depends("compare", watch=True)
-    async def _on_compare(self) -> None:
-        async def both() -> None:
-            if self.compare_model is None:
-                raise RstnError("no baseline (C2F) model is available for the comparison")
-            await self._until_stopped("rounds", None, self.choice_label(self.model))
-            if not self._cancel_requested:
-                await self._until_stopped("compare_rounds", self.compare_model,
-                                          self.choice_label(self.compare_model))
-
-        await self._job("compare", both)
-
-    @param.depends("cancel", watch=True)
-    def _on_cancel(self) -> None:
-        if self.busy:
-            self._cancel_requested = True
-            self.status = "cancelling after the current round…"
-
-    @param.depends("reset", watch=True)
-    def _on_reset(self) -> None:
-        if self.busy:
-            self.status = "busy: cancel first, then reset"
-            return
-        self._clear_rounds()
-        self.error = ""
-        self.status = "reset: no rounds"
-
     # --- navigation ------------------------------------------------------------------------------
 
     def _centre_navigation(self) -> None:
@@ -404,74 +282,3 @@ class SessionState(param.Parameterized):
             return
         self.slice_index = index
         self.status = f"slice {index}: the most FP + FN voxels on the {self.view} view"
-
-    # --- read-only accessors for the views -------------------------------------------------------
-
-    @property
-    def current_round(self) -> Any | None:
-        if not self.rounds:
-            return None
-        return self.rounds[min(self.round_index, len(self.rounds) - 1)]
-
-    def current_mask(self) -> np.ndarray | None:
-        state = self.current_round
-        return None if state is None else state.mask
-
-    def saliency(self, round_index: int | None = None, view: str | None = None,
-                 slice_index: int | None = None) -> Any | None:
-        """What the fine net saw at round ``round_index`` (>= 1): the engine's SaliencyView, cached."""
-        r = self.round_index if round_index is None else round_index
-        view = view or self.view
-        s = self.slice_index if slice_index is None else slice_index
-        if self.case is None or r < 1 or r >= len(self.rounds):
-            return None
-        key = (self.model, r, view, s)
-        if key not in self._saliency_cache:
-            engine = self.engine()
-            previous = self.rounds[r - 1]
-            if View.parse(view) not in getattr(previous, "view_probs", {View.parse(view): None}):
-                return None
-            try:
-                self._saliency_cache[key] = engine.saliency_view(self.case, previous, View.parse(view), s)
-            except RstnError as exc:
-                self.error = f"saliency: {exc}"
-                return None
-            while len(self._saliency_cache) > 64:
-                self._saliency_cache.popitem(last=False)
-        return self._saliency_cache[key]
-
-    def organ_slice(self, view: View | str) -> int:
-        """The slice of ``view`` with the most target voxels (truth, else the latest mask, else the middle)."""
-        target = self.case.label if self.case.label is not None and self.case.label.any() else self.current_mask()
-        if target is None:
-            return display.num_slices(self.case.image.shape, view) // 2
-        return display.largest_slice(target, view)
-
-    def difference_slice(self) -> int | None:
-        """The slice of the current view where the model's and the baseline's final masks differ most."""
-        if not self.rounds or not self.compare_rounds:
-            return None
-        main, base = self.rounds[-1].mask, self.compare_rounds[-1].mask
-        if main.shape != base.shape:
-            return None
-        return display.worst_slice(main, base, self.view)
-
-    def stop_dsc(self) -> float:
-        """The engine's stop threshold (0.99 when no engine can be loaded)."""
-        try:
-            return float(getattr(getattr(self.engine(), "config", None), "stop_dsc", 0.99))
-        except Exception:  # noqa: BLE001 - a missing engine is reported by the actions
-            return 0.99
-
-    def settings(self) -> dict:
-        """Plain record of what produced the rounds (for the report)."""
-        engine = self.engine() if self.choice() is not None else None
-        out: dict[str, Any] = {"model": self.model_info}
-        config = getattr(engine, "config", None)
-        if config is not None and hasattr(config, "to_dict"):
-            out["inference"] = config.to_dict()
-        data_config = getattr(engine, "data_config", None)
-        if data_config is not None and hasattr(data_config, "to_dict"):
-            out["data"] = data_config.to_dict()
-        out["window"] = f"{self.display.window} → clim {self.display.clim()}"
-        return out

@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/app_speed.py [--slices 10] [--sessions 20] [--json out.json]
 
 * engine: load, round 0, steps and one saliency view of the demo model on the demo case (public API);
-* server: the work behind a slice change (the slice viewer's layers for one slice, no browser);
+* server: CPU to build one session's page, and the server's work when the browser reports a new slice
+  (the slice itself is drawn in the browser, app/slice_render.js);
 * browser (needs /usr/bin/chromium): after one warm-up session, a new session's time from the request
-  to the first CT on screen (round 0 included, served from the cross-session cache); key press to
-  changed pixels; quick key bursts (lost presses); a view switch until the new frame's axis label
-  is drawn; navigation while a Step runs in another session; then ``--sessions`` sessions opened at
-  once (a classroom): time until each shows its CT and round 0, and the server's memory.
+  to the first CT drawn and to round 0 on screen; key press to drawn pixels (measured in the page: the
+  key event, the draw, two animation frames); quick key bursts (lost presses); a view switch until the
+  new view is drawn; slice keys while a Step runs in another session; then ``--sessions`` sessions
+  opened at once (a classroom): time until each draws its CT and shows round 0, and the server's memory.
 
 Readiness is checked on the server log and a static file (no session is opened by the probe).
 """
@@ -32,13 +33,13 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def engine_times(steps: int) -> dict:
-    from app import backend
+    from app import cases, engines
 
-    choice = next(c for c in backend.model_choices() if c.method == "rstn")
+    choice = next(c for c in engines.model_choices() if c.method == "rstn")
     t0 = time.perf_counter()
-    handle = backend.get_engine(choice)
+    handle = engines.get_engine(choice)
     load = time.perf_counter() - t0
-    case = backend.demo_case()
+    case = cases.demo_case()
     t0 = time.perf_counter()
     state = handle.engine.start(case)
     start = time.perf_counter() - t0
@@ -71,76 +72,63 @@ def session_build_times(n: int) -> dict:
     return {"session_build_s": times}
 
 
-def slice_render_times(n: int) -> dict:
-    """Server-side cost of one slice change: the slice viewer's layer callbacks and the Bokeh update."""
-    import holoviews as hv
-
+def slice_server_times(n: int) -> dict:
+    """Server work after the browser drew a slice: the synced slider value reaching the session state."""
     from app.page import App
     from app.viewer import SliceViewer
 
     app = App()
     app.__panel__()
-    state = app.state
-    plot = hv.renderer("bokeh").get_plot(SliceViewer(state=state)._plot().object)
+    viewer = SliceViewer(state=app.state)
     times = []
     for _ in range(n):
+        old = app.state.slice_index
         t0 = time.perf_counter()
-        state.slice_index = (state.slice_index + 1) % state.num_slices  # -> stream event -> plot.refresh
+        viewer._on_slider("value", old, (old + 1) % app.state.num_slices)
         times.append(time.perf_counter() - t0)
-    assert plot.state is not None
     return {"slice_update_s": times}
 
 
-def _slice_of(page) -> int:
-    import re
+# In the page: a key press until the slice is drawn and two animation frames have passed (pixels on screen).
+KEY_JS = """async (key) => {
+  const before = (window.__rstn_drawn || {}).count || 0;
+  const t0 = performance.now();
+  document.dispatchEvent(new KeyboardEvent('keydown', {key: key, bubbles: true}));
+  while (((window.__rstn_drawn || {}).count || 0) === before) await new Promise(r => setTimeout(r, 1));
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return (performance.now() - t0) / 1000;
+}"""
+# In the page: switch the view buttons (as a click does) until the new view is drawn, two frames later.
+VIEW_JS = """async (view) => {
+  let buttons = null;
+  for (const doc of window.Bokeh.documents)
+    for (const m of doc.all_models) if (m.name && m.name.startsWith('rstn-view-')) buttons = m;
+  const t0 = performance.now();
+  buttons.active = buttons.labels.indexOf(view);
+  while (!window.__rstn_drawn || window.__rstn_drawn.view !== view) await new Promise(r => setTimeout(r, 1));
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return (performance.now() - t0) / 1000;
+}"""
+DRAWN = "() => window.__rstn_drawn || {value: -1, view: '', count: 0}"
 
-    return int(re.search(r"slice (\d+)", page.get_by_test_id("nav-info").inner_text()).group(1))
 
-
-def _shot(page) -> bytes:
-    """The slice plot's pixels (retried while a replaced plot is being swapped in the page)."""
-    for _ in range(50):
-        try:
-            return page.locator(".slice-viewer canvas").first.screenshot(timeout=10_000)
-        except Exception:  # noqa: BLE001 - detached during a swap: take it again
-            time.sleep(0.1)
-    raise RuntimeError("the slice plot never settled")
-
-
-def _key_to_pixels(page, key: str = "ArrowUp", limit: float = 20) -> float:
-    before = _shot(page)
-    t0 = time.perf_counter()
-    page.keyboard.press(key)
-    while _shot(page) == before and time.perf_counter() - t0 < limit:
-        pass
-    return time.perf_counter() - t0
+def _key_to_pixels(page, key: str = "ArrowUp") -> float:
+    return float(page.evaluate(KEY_JS, key))
 
 
 def _open_ready(context, url: str, timeout_ms: int = 300_000):
+    """(page, seconds to the first CT drawn, seconds to round 0 on screen) from the request."""
     page = context.new_page()
     t0 = time.perf_counter()
     page.goto(url, timeout=timeout_ms)
-    page.locator(".slice-viewer canvas").first.wait_for(timeout=timeout_ms)
-    canvas_s = time.perf_counter() - t0
+    page.wait_for_function("window.__rstn_drawn && window.__rstn_drawn.count > 0", timeout=timeout_ms, polling=20)
+    ct_s = time.perf_counter() - t0
     page.get_by_test_id("status").filter(has_text="round 0").wait_for(timeout=timeout_ms)
-    return page, canvas_s, time.perf_counter() - t0
+    return page, ct_s, time.perf_counter() - t0
 
 
 def _view_switch(page, view: str) -> float:
-    """Click a view button until the page holds one slice figure with that view's axis labels."""
-    from test_app_ui import FIGURES_JS
-
-    from app.display import axis_labels
-
-    labels = list(axis_labels(view))
-    t0 = time.perf_counter()
-    page.get_by_role("button", name=view).click()
-    while time.perf_counter() - t0 < 60:
-        figures = page.evaluate(FIGURES_JS)
-        if len(figures) == 1 and [figures[0]["xlabel"], figures[0]["ylabel"]] == labels:
-            return time.perf_counter() - t0
-        time.sleep(0.01)
-    raise TimeoutError(f"the {view} frame was not drawn within 60 s: {figures}")
+    return float(page.evaluate(VIEW_JS, view))
 
 
 def log(text: str) -> None:
@@ -151,20 +139,18 @@ def log(text: str) -> None:
 def single_session(browser, url: str, n: int) -> dict:
     context = browser.new_context(viewport={"width": 1480, "height": 1000})
     warm, _, warm_s = _open_ready(context, url)  # builds the shared engine, demo case and round 0
-    page, canvas_s, ready_s = _open_ready(context, url)
-    log(f"first session {warm_s:.2f} s; new session canvas {canvas_s:.2f} s, round 0 {ready_s:.2f} s")
+    page, ct_s, ready_s = _open_ready(context, url)
+    log(f"first session {warm_s:.2f} s; new session: CT drawn {ct_s:.2f} s, round 0 {ready_s:.2f} s")
     page.locator("body").click(position={"x": 5, "y": 990})
     slice_times = []
     for _ in range(n):
         slice_times.append(_key_to_pixels(page))
         time.sleep(0.2)
-    before = _slice_of(page)
+    before = page.evaluate(DRAWN)["value"]
     for _ in range(5):
         page.keyboard.press("ArrowDown")
-    deadline = time.time() + 30
-    while _slice_of(page) != before - 5 and time.time() < deadline:
-        time.sleep(0.05)
-    burst_lost = abs(before - 5 - _slice_of(page))
+    time.sleep(1)
+    burst_lost = abs(before - 5 - page.evaluate(DRAWN)["value"])
     log(f"slice key->pixels {slice_times}, burst lost {burst_lost}")
     views = [_view_switch(page, v) for v in ("coronal", "sagittal", "axial")]
     log(f"view switches {views}")
@@ -174,12 +160,13 @@ def single_session(browser, url: str, n: int) -> dict:
     time.sleep(0.3)
     page.locator("body").click(position={"x": 5, "y": 990})
     during_step = [_key_to_pixels(page) for _ in range(3)]
-    log(f"slice key->pixels while another session steps {during_step}")
+    step_running = "running" in warm.get_by_test_id("status").inner_text()
+    log(f"slice key->pixels while another session steps {during_step} (step still running: {step_running})")
     warm.get_by_test_id("status").filter(has_text="round 1").wait_for(timeout=300_000)
     context.close()
-    return {"warmup_first_session_s": warm_s, "first_canvas_s": canvas_s, "first_ct_round0_s": ready_s,
+    return {"warmup_first_session_s": warm_s, "first_ct_drawn_s": ct_s, "first_ct_round0_s": ready_s,
             "new_slice_s": slice_times, "burst_of_5_lost": burst_lost, "view_switch_s": views,
-            "new_slice_during_other_step_s": during_step}
+            "new_slice_during_other_step_s": during_step, "other_step_still_running": step_running}
 
 
 def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
@@ -194,17 +181,21 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
         page = context.new_page()
         page.goto(url, wait_until="commit", timeout=300_000)
         pages.append(page)
-    ready = []
+    drawn, ready = [], []
+    for page in pages:  # each page's first CT drawn, then its round 0 on screen (times from the first request)
+        page.wait_for_function("window.__rstn_drawn && window.__rstn_drawn.count > 0", timeout=600_000, polling=50)
+        drawn.append(time.perf_counter() - t0)
     for page in pages:
         page.get_by_test_id("status").filter(has_text="round 0").wait_for(timeout=600_000)
         ready.append(time.perf_counter() - t0)
-    log(f"classroom: {sessions} sessions ready after {[round(r, 1) for r in ready]} s")
+    log(f"classroom: {sessions} sessions drew the CT after {[round(r, 1) for r in drawn]} s, "
+        f"round 0 after {[round(r, 1) for r in ready]} s")
     case_ids = {page.get_by_test_id("case-info").inner_text().split(" ")[0] for page in pages}
     rss_peak = proc.memory_info().rss
     for context in contexts:
         context.close()
     time.sleep(5)
-    return {"sessions": sessions, "ready_s": ready, "case_ids": sorted(case_ids),
+    return {"sessions": sessions, "ct_drawn_s": drawn, "ready_s": ready, "case_ids": sorted(case_ids),
             "server_rss_mb_before": rss_before / 2**20, "server_rss_mb_all_open": rss_peak / 2**20,
             "server_rss_mb_after_close": proc.memory_info().rss / 2**20}
 
@@ -240,20 +231,21 @@ def _summary(out: dict) -> list[str]:
     lines = [f"model: {e['model']}", f"case: {e['case']}", f"torch threads {out['cpu_threads']} / {out['os_cpus']}",
              f"engine load {e['load_s']:.2f} s, round 0 {e['round0_s']:.2f} s, steps "
              f"{', '.join(f'{s:.2f}' for s in e['step_s'])} s, saliency view {e['saliency_view_s'] * 1000:.1f} ms",
-             f"server slice update median {med(out['server']['slice_update_s']) * 1000:.1f} ms"]
+             f"server work per browser slice change median {med(out['server']['slice_update_s']) * 1000:.1f} ms"]
     b = out.get("browser")
     if b:
         s = b["new_slice_s"]
         views = ", ".join(f"{v * 1000:.0f}" for v in b["view_switch_s"])
         during = ", ".join(f"{v * 1000:.0f}" for v in b["new_slice_during_other_step_s"])
-        lines += [f"browser: first session (cold cache) {b['warmup_first_session_s']:.2f} s; new session: canvas "
-                  f"{b['first_canvas_s']:.2f} s, CT + round 0 {b['first_ct_round0_s']:.2f} s",
+        lines += [f"browser: first session (cold cache) {b['warmup_first_session_s']:.2f} s; new session: CT drawn "
+                  f"{b['first_ct_drawn_s']:.2f} s, round 0 on screen {b['first_ct_round0_s']:.2f} s",
                   f"slice key->pixels median {med(s) * 1000:.0f} ms (max {max(s) * 1000:.0f}); burst of 5: "
                   f"{b['burst_of_5_lost']} lost; view switch {views} ms; "
                   f"slice during another session's Step {during} ms"]
         c = b.get("classroom")
         if c:
-            lines.append(f"classroom {c['sessions']} sessions: round 0 on screen median {med(c['ready_s']):.1f} s, "
+            lines.append(f"classroom {c['sessions']} sessions: CT drawn median {med(c['ct_drawn_s']):.1f} s, max "
+                         f"{max(c['ct_drawn_s']):.1f} s; round 0 on screen median {med(c['ready_s']):.1f} s, "
                          f"max {max(c['ready_s']):.1f} s; server RSS {c['server_rss_mb_before']:.0f} -> "
                          f"{c['server_rss_mb_all_open']:.0f} -> {c['server_rss_mb_after_close']:.0f} MB")
     return lines
@@ -273,7 +265,7 @@ def main(argv=None) -> int:
     out = {"cpu_threads": torch.get_num_threads(), "os_cpus": os.cpu_count()}
     out["engine"] = engine_times(args.steps)
     log(f"engine {out['engine']}")
-    out["server"] = slice_render_times(args.slices)
+    out["server"] = slice_server_times(args.slices)
     out["server"].update(session_build_times(3))
     log(f"server {out['server']}")
     if not args.no_browser and Path(CHROMIUM).exists():

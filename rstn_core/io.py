@@ -40,6 +40,15 @@ def is_nifti(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+def nifti_stem(name: str | Path) -> str:
+    """A file name without its NIfTI suffix (``ct.nii.gz`` -> ``ct``); other names are returned as they are."""
+    name = Path(name).name
+    for suffix in sorted(NIFTI_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 # --- canonicalisation and its inverse ---------------------------------------------------------
 
 
@@ -195,11 +204,7 @@ def load_case(
     """
     volume = load_volume(image)
     if case_id is None:
-        name = Path(image).name
-        for suffix in (".nii.gz", ".nii"):
-            if name.lower().endswith(suffix):
-                name = name[: -len(suffix)]
-        case_id = name
+        case_id = nifti_stem(image)
     if label is None:
         return Case(case_id=case_id, image=volume, meta={"image_path": str(image)})
     label_map = load_label_map(label, volume)

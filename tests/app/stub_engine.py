@@ -34,6 +34,7 @@ class StubEngine:
     data_config: DataConfig = field(default_factory=lambda: DataConfig(target_labels=(7,)))
     config: InferenceConfig = field(default_factory=InferenceConfig)
     delay: float = 0.0
+    step_delay: float = 0.0  # extra seconds per Step (a slow round; round 0 stays fast)
     shift: int = 2
     fail_on_step: bool = False
     empty: bool = False  # find nothing, as the demo model does on an unlike CT
@@ -84,7 +85,7 @@ class StubEngine:
         self.calls.append(("step", case.case_id, state.round))
         if self.fail_on_step:
             raise RuntimeError("stub failure")
-        time.sleep(self.delay)
+        time.sleep(self.delay + self.step_delay)
         prob = 0.5 * state.fused_prob + (0.0 if self.empty else 0.5) * self._target(case)
         return self._state(case, prob, state.round + 1, state, t0)
 
@@ -110,9 +111,9 @@ class StubEngine:
         return SaliencyView(view, int(slice_index), image, weights, (image * weights).astype(np.float32), box)
 
 
-def make_engine(method: str = "rstn", delay: float = 0.0) -> StubEngine:
+def make_engine(method: str = "rstn", delay: float = 0.0, step_delay: float = 0.0) -> StubEngine:
     """A stub for ``method`` ("rstn" or "c2f"): ``App(engines=make_engine)``."""
-    return StubEngine(delay=delay, shift=2 if method == "rstn" else 4)
+    return StubEngine(delay=delay, step_delay=step_delay, shift=2 if method == "rstn" else 4)
 
 
 def small_case() -> Case:

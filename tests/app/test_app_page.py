@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import holoviews as hv
 import numpy as np
 import pytest
@@ -43,12 +45,12 @@ def test_step_after_a_stop_does_nothing():
 def test_step_button_is_disabled_after_a_stop_and_the_slider_follows_the_case():
     app = _app()
     s = app.state
-    bar = Sidebar(state=s)
-    assert not bar.step.disabled and bar.slice.end == s.num_slices - 1
+    bar, viewer = Sidebar(state=s), SliceViewer(state=s)
+    assert not bar.step.disabled and viewer.slider.end == s.num_slices - 1
     s.param.trigger("run")
     assert bar.step.disabled and bar.run.disabled
     s.view = "sagittal"
-    assert bar.slice.end == s.case.image.shape[0] - 1 and bar.slice.value == s.slice_index
+    assert viewer.slider.end == s.case.image.shape[0] - 1 and viewer.slider.value == s.slice_index
     s.param.trigger("reset")
     assert not bar.step.disabled
 
@@ -85,23 +87,51 @@ def test_the_demo_round_0_is_computed_once_for_every_session():
     assert [c[0] for c in engine.calls].count("start") == 1
 
 
-def _plot(app: App):
-    viewer = SliceViewer(state=app.state)
-    return viewer._plot().object
-
-
 @pytest.mark.parametrize("view", ["axial", "coronal", "sagittal"])
 def test_frame_follows_the_case_and_the_view(view):
+    """The record the browser draws with: frame in mm, anatomical labels, aspect, slice count."""
     app = _app()
     s = app.state
-    s.view = view
-    figure = hv.render(_plot(app), backend="bokeh")
+    viewer = SliceViewer(state=s)
+    record = json.loads(viewer.meta.data["json"][0])["views"][view]  # every view: the browser switches itself
     geom = display.geometry(s.case.image.shape, s.case.image.spacing, view)
-    assert (figure.x_range.start, figure.x_range.end) == pytest.approx((0.0, geom.bounds[2]))
-    assert (figure.y_range.start, figure.y_range.end) == pytest.approx((0.0, geom.bounds[3]))
-    assert (figure.xaxis[0].axis_label, figure.yaxis[0].axis_label) == display.axis_labels(view)
-    aspect = figure.frame_width / figure.frame_height
-    assert aspect == pytest.approx(geom.aspect, rel=0.02)
+    assert (record["dw"], record["dh"]) == pytest.approx((geom.bounds[2], geom.bounds[3]))
+    assert (record["xlabel"], record["ylabel"]) == display.axis_labels(view)
+    width, height = record["frame"]
+    assert width / height == pytest.approx(geom.aspect, rel=0.02)
+    assert record["n"] == display.num_slices(s.case.image.shape, view)
+    viewer._on_views("active", 0, viewer.views.labels.index(view))  # the browser switched: the server follows
+    assert s.view == view and s.num_slices == record["n"] and s.slice_index == record["centre"]
+    assert viewer.volume.data["ct"][0].size == int(np.prod(s.case.image.shape))  # the case goes to the browser once
+
+
+def test_the_browser_gets_each_round_and_its_boxes_once():
+    app = _app()
+    s = app.state
+    viewer = SliceViewer(state=s)
+    ct = viewer.volume.data["ct"][0]
+    s.param.trigger("step")
+    record = json.loads(viewer.meta.data["json"][0])
+    assert viewer.volume.data["ct"][0] is ct  # a round does not re-send the CT
+    assert viewer.shown.data["pred"][0].sum() == int(s.rounds[-1].mask.sum())
+    boxes = record["views"][s.view]["boxes"]
+    assert record["round_label"] == " · round 1" and {row[5] for row in boxes} == {1}
+    s.slice_index = 3  # navigation chosen on the server: sent to the browser (no new record)
+    assert viewer.nav.data["slice"] == [3] and json.loads(viewer.meta.data["json"][0])["version"] == record["version"]
+    seq = viewer.nav.data["seq"][0]
+    viewer._on_slider("value_throttled", 3, 5)  # the browser moved (keys at rest): the server follows ...
+    assert s.slice_index == 5 and viewer.nav.data["seq"][0] == seq  # ... and sends nothing back (no echo)
+
+
+def test_a_large_ct_is_sent_on_a_coarser_display_grid():
+    from app import slice_payload
+
+    assert slice_payload.display_step((128, 112, 80)) == 1
+    step = slice_payload.display_step((512, 512, 300))
+    small = [-(-n // step) for n in (512, 512, 300)]
+    assert step == 3 and np.prod(small) <= slice_payload.MAX_DISPLAY_VOXELS
+    assert slice_payload.ct_array(np.zeros((512, 512, 300), np.float32), step).size == np.prod(small)
+    assert "one voxel in 3 along each axis" in slice_payload.grid_note((512, 512, 300), step)
 
 
 def test_crop_boxes_are_drawn_from_round_1():
@@ -146,7 +176,7 @@ def test_main_only_composes_the_app():
 
     text = (Path(__file__).resolve().parents[2] / "app" / "main.py").read_text()
     assert "App().servable" in text and "environ" not in text
-    assert not np.any([hasattr(__import__("app.backend").backend, n) for n in ("ENGINE_FACTORY_ENV",)])
+    assert not np.any([hasattr(__import__("app.engines").engines, n) for n in ("ENGINE_FACTORY_ENV",)])
 
 
 def test_views_accept_a_view_enum():

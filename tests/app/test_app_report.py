@@ -7,15 +7,16 @@ import re
 import pytest
 from stub_engine import make_engine
 
-from app import backend, report
+from app import report
+from app.engines import EngineHandle, ModelChoice
 from app.state import SessionState
 
 
 @pytest.fixture
 def finished_state() -> SessionState:
     engines = {"rstn": make_engine("rstn"), "c2f": make_engine("c2f")}
-    choices = [backend.ModelChoice(k, f"stub {k}", k, False, (lambda e=e: e)) for k, e in engines.items()]
-    s = SessionState(choices=choices, engine_provider=lambda c: backend.EngineHandle(c, c.loader(), c.label))
+    choices = [ModelChoice(k, f"stub {k}", k, False, (lambda e=e: e)) for k, e in engines.items()]
+    s = SessionState(choices=choices, engine_provider=lambda c: EngineHandle(c, c.loader(), c.label))
     s.param.trigger("load_demo")
     s.param.trigger("compare")
     return s

@@ -10,19 +10,20 @@ import numpy as np
 import pytest
 from stub_engine import StubEngine, make_engine, small_case
 
-from app import backend
+from app import cases
+from app import engines as app_engines
 from app.state import SessionState
 from rstn_core.errors import DataError
 from rstn_core.types import View
 
 
-def _choices(engines: dict) -> list[backend.ModelChoice]:
-    return [backend.ModelChoice(k, f"stub {k}", k, False, (lambda e=e: e)) for k, e in engines.items()]
+def _choices(engines: dict) -> list[app_engines.ModelChoice]:
+    return [app_engines.ModelChoice(k, f"stub {k}", k, False, (lambda e=e: e)) for k, e in engines.items()]
 
 
 def _provider(choice):
     engine = choice.loader()
-    return backend.EngineHandle(choice, engine, backend.describe_engine(choice, engine))
+    return app_engines.EngineHandle(choice, engine, app_engines.describe_engine(choice, engine))
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def engines():
 
 @pytest.fixture
 def state(engines) -> SessionState:
-    s = SessionState(choices=_choices(engines), engine_provider=_provider, case_provider=backend.demo_case)
+    s = SessionState(choices=_choices(engines), engine_provider=_provider, case_provider=cases.demo_case)
     s.param.trigger("load_demo")
     return s
 
@@ -179,6 +180,7 @@ def _nifti_bytes(array, affine=None, gz=False) -> bytes:
 def _ct(shape=(21, 19, 9)):
     hu = np.full(shape, -1000, dtype=np.int16)
     hu[3:-3, 3:-3, :] = 40
+    hu[4:8, 4:8, :] = 700  # a bone: a CT in HU (rstn_core.inference.diagnose.hu_problem) has some
     label = np.zeros(shape, dtype=np.uint8)
     label[8:12, 8:11, 3:6] = 7
     return hu, label
@@ -193,8 +195,8 @@ def test_upload_nii_gz_with_label(state):
 
 
 @pytest.mark.parametrize("name, payload, label, message", [
-    ("ct.nii.gz", b"\x1f\x8b\x08\x00broken", None, "gzip"),
-    ("ct.nii.gz", b"\x1f\x8b\x08\x00" + b"truncated" * 50, None, "gzip"),
+    ("ct.nii.gz", b"\x1f\x8b\x08\x00broken", None, "corrupt"),  # the library's own message (rstn_core.io)
+    ("ct.nii.gz", b"\x1f\x8b\x08\x00" + b"truncated" * 50, None, "corrupt"),
     ("ct.nii", b"not a nifti at all", None, "ct.nii"),
     ("notes.txt", b"hello", None, "NIfTI"),
 ])
@@ -225,8 +227,9 @@ def test_absent_organ_id_is_a_message(state):
 
 
 def test_not_a_ct_is_a_message(state):
-    assert not state.load_upload("ct.nii", _nifti_bytes(np.ones((9, 9, 9), dtype=np.float32)))
-    assert "Hounsfield" in state.error
+    """The library's HU test (rstn_core.inference.diagnose.hu_problem) warns; the volume is still shown."""
+    assert state.load_upload("ct.nii", _nifti_bytes(np.ones((9, 9, 9), dtype=np.float32)))
+    assert "Hounsfield" in state.error and "find nothing" in state.error
 
 
 def test_bad_organ_text_is_a_message(state):
@@ -237,7 +240,7 @@ def test_bad_organ_text_is_a_message(state):
 
 
 def test_upload_size_limit(monkeypatch, state):
-    monkeypatch.setattr(backend, "MAX_UPLOAD_MB", 0)
+    monkeypatch.setattr(cases, "MAX_UPLOAD_MB", 0)
     hu, _ = _ct()
     assert not state.load_upload("ct.nii", _nifti_bytes(hu))
     assert "upload limit" in state.error
@@ -269,15 +272,15 @@ def test_containment_is_not_a_path_prefix(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "datax").mkdir()
     with pytest.raises(DataError, match="outside the data folder"):
-        backend.inside_root(tmp_path / "datax", tmp_path / "data")
-    assert backend.inside_root(tmp_path / "data" / "a" / ".." / "b", tmp_path / "data") == tmp_path / "data" / "b"
+        cases.inside_root(tmp_path / "datax", tmp_path / "data")
+    assert cases.inside_root(tmp_path / "data" / "a" / ".." / "b", tmp_path / "data") == tmp_path / "data" / "b"
 
 
 def test_data_root_default_and_env(monkeypatch, tmp_path):
     monkeypatch.delenv("RSTN_DATA_ROOT", raising=False)
-    assert backend.data_root().name == "data"
+    assert cases.data_root().name == "data"
     monkeypatch.setenv("RSTN_DATA_ROOT", str(tmp_path))
-    assert backend.data_root() == tmp_path.resolve()
+    assert cases.data_root() == tmp_path.resolve()
 
 
 def test_real_example_loads(real_example, state, monkeypatch):
@@ -293,9 +296,9 @@ def test_real_example_loads(real_example, state, monkeypatch):
 
 def test_engines_are_built_once_and_shared():
     built = []
-    choice = backend.ModelChoice("shared-test", "shared", "rstn", False, lambda: built.append(1) or StubEngine())
+    choice = app_engines.ModelChoice("shared-test", "shared", "rstn", False, lambda: built.append(1) or StubEngine())
     results = []
-    threads = [threading.Thread(target=lambda: results.append(backend.get_engine(choice).engine)) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(app_engines.get_engine(choice).engine)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -309,8 +312,8 @@ def test_a_model_that_cannot_load_is_a_message(engines):
     def broken():
         raise CheckpointError("model.rstn: weights of view 'axial' do not fit the stored model configuration")
 
-    choices = [backend.ModelChoice("bad", "bad bundle", "rstn", True, broken), *_choices(engines)]
-    s = SessionState(choices=choices, engine_provider=backend.get_engine)
+    choices = [app_engines.ModelChoice("bad", "bad bundle", "rstn", True, broken), *_choices(engines)]
+    s = SessionState(choices=choices, engine_provider=app_engines.get_engine)
     assert "do not fit" in s.error and "failed to load" in s.model_info
     s.param.trigger("load_demo")
     s.model = "rstn"
@@ -329,7 +332,7 @@ def test_bundles_under_the_data_root_are_offered_and_run(tmp_path, monkeypatch):
     save_bundle(ModelBundle("rstn", config, DataConfig(target_labels=(7,)), models, {"trained": True}),
                 tmp_path / "mine.rstn")
     monkeypatch.setenv("RSTN_DATA_ROOT", str(tmp_path))
-    choices = [c for c in backend.model_choices(tmp_path) if c.source == str(tmp_path / "mine.rstn")]
+    choices = [c for c in app_engines.model_choices(tmp_path) if c.source == str(tmp_path / "mine.rstn")]
     assert len(choices) == 1 and choices[0].method == "rstn"
     s = SessionState(choices=choices)
     assert "looks along axial" in s.model_info and "trained on unrecorded data" in s.model_info and s.error == ""

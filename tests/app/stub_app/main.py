@@ -1,8 +1,9 @@
 """`panel serve tests/app/stub_app/`: the app as the browser tests see it (test code, not production).
 
 Query arguments choose what the session gets: ``?engines=stub`` (default: fast stub engines shared by
-all sessions) or ``?engines=demo`` (the built-in demo bundles); ``?case=real`` opens the real example
-CT (``../shared/data/totalseg_example``, pancreas = 7) instead of the demo phantom.
+all sessions) or ``?engines=demo`` (the built-in demo bundles); ``?step_delay=20`` gives every Step of
+the stubs 20 s more (a slow round); ``?case=real`` opens the real example CT
+(``../shared/data/totalseg_example``, pancreas = 7) instead of the demo phantom.
 """
 
 import sys
@@ -40,7 +41,8 @@ def _real_case():
 
 engines = None
 if _arg("engines", "stub") == "stub":
-    engines = shared("stub-engines", lambda: {"rstn": make_engine("rstn", delay=0.3),
-                                              "c2f": make_engine("c2f", delay=0.3)})
+    slow = float(_arg("step_delay", "0"))
+    engines = shared(f"stub-engines:{slow}", lambda: {"rstn": make_engine("rstn", delay=0.3, step_delay=slow),
+                                                      "c2f": make_engine("c2f", delay=0.3, step_delay=slow)})
 case = shared("real-case", _real_case) if _arg("case", "demo") == "real" else None
 App(engines=engines, case=case).servable(title="RSTN Studio (test)")

@@ -1,65 +1,25 @@
-"""The one place where the app meets the library: model choices, shared engines, the demo case, loading.
+"""The model menu and the engines shared by every browser session (no Panel, no torch import at module load).
 
-* Engines are built once per model choice and shared by every browser session (module-level cache
-  guarded by a lock); an engine holds only immutable things, so sessions can step it concurrently.
-* The demo case is built once and shared (arrays are never written to by the app).
-* Everything the user can get wrong raises :class:`rstn_core.errors.RstnError` with a clear message.
-
-No Panel here and no torch: only ``rstn_core``'s public functions and numpy arrays.
+* Engines are built once per model choice and shared by every session (module-level cache guarded by a
+  lock); an engine holds only immutable things, so sessions can step it concurrently.
+* A bundle is described in plain words from its own fields (method, training data, size, organ).
 """
 
 from __future__ import annotations
 
-import gzip
-import logging
 import os
-import tempfile
 import threading
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rstn_core.config import DataConfig
-from rstn_core.errors import CheckpointError, DataError, RstnError
-from rstn_core.types import Case, Volume
+from rstn_core.errors import CheckpointError, RstnError
 
-log = logging.getLogger(__name__)
+from .cases import REPO_ROOT, data_root
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT / "rstn_core" / "demo"
-PANCREAS_LABEL = 7  # TotalSegmentator id, used by the phantom and the real example
-DEMO_SEED = 0
-MAX_UPLOAD_MB = int(os.environ.get("RSTN_MAX_UPLOAD_MB", "300"))
-
-
-# --- where data lives ---------------------------------------------------------------------------
-
-
-def data_root() -> Path:
-    """The server-side folder the file picker may browse: $RSTN_DATA_ROOT, else ../shared/data, else ./data."""
-    env = os.environ.get("RSTN_DATA_ROOT")
-    if env:
-        return Path(env).expanduser().resolve()
-    shared = REPO_ROOT.parent / "shared" / "data"
-    if shared.is_dir():
-        return shared.resolve()
-    return (REPO_ROOT / "data").resolve()
-
-
-def inside_root(path: str | Path, root: str | Path | None = None) -> Path:
-    """Resolve ``path`` and refuse anything outside ``root`` (symlinks and ``..`` included)."""
-    base = Path(root or data_root()).resolve()
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.is_relative_to(base):  # a containment check: /x/datax is not inside /x/data
-        raise DataError(f"{path} is outside the data folder {base}")
-    return resolved
-
-
-# --- model choices and shared engines -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -153,6 +113,7 @@ def _bundle_method(path: Path) -> tuple[str, bool]:
 def _untrained_loader(method: str, device: str) -> Callable[[], Any]:
     def load() -> tuple[Any, str, str | None]:
         from rstn_core.config import ModelConfig
+        from rstn_core.data.phantom import PANCREAS_ID  # the demo phantom's organ: what the fallback looks for
         from rstn_core.inference.engine import RSTNEngine
         from rstn_core.models.bundle import ModelBundle
         from rstn_core.models.rstn import build_model
@@ -160,7 +121,7 @@ def _untrained_loader(method: str, device: str) -> Callable[[], Any]:
 
         config = ModelConfig.from_preset("tiny")
         models = {view: build_model(method, config).eval() for view in ALL_VIEWS}
-        bundle = ModelBundle(method, config, DataConfig(target_labels=(PANCREAS_LABEL,)), models,
+        bundle = ModelBundle(method, config, DataConfig(target_labels=(PANCREAS_ID,)), models,
                              {"trained": False, "note": "no demo bundle found"})
         engine = _configured(RSTNEngine.from_bundle(bundle, None, device))
         return engine, bundle_details(bundle), bundle_trained_on(bundle)
@@ -232,123 +193,3 @@ def describe_engine(choice: ModelChoice, engine: Any) -> str:
     if data_config is not None:
         parts.append(f"target label(s) {list(data_config.target_labels)}")
     return " · ".join(parts)
-
-
-# --- cases --------------------------------------------------------------------------------------
-
-
-def _phantom_case(seed: int) -> Case:
-    from rstn_core.data.phantom import DEMO_ANATOMY as anatomy  # what the built-in bundles were trained on
-    from rstn_core.data.phantom import generate_phantom
-    from rstn_core.io import canonicalise
-
-    phantom = generate_phantom(seed, anatomy=anatomy)
-    data, affine, record = canonicalise(np.asarray(phantom.hu, dtype=np.float32), np.asarray(phantom.affine))
-    labels, _, _ = canonicalise(np.asarray(phantom.labels), np.asarray(phantom.affine))
-    volume = Volume(np.ascontiguousarray(data, dtype=np.float32), affine, record, f"phantom seed {seed}")
-    labels = np.ascontiguousarray(labels)
-    return Case(f"phantom-{seed}", volume, labels == PANCREAS_LABEL, labels,
-                {"source": f"rstn_core.data.phantom.generate_phantom({seed}, anatomy={anatomy})",
-                 "target_labels": (PANCREAS_LABEL,)})
-
-
-_DEMO_LOCK = threading.Lock()
-_DEMO: dict[str, Case] = {}
-
-
-def demo_case() -> Case:
-    """The built-in demo case (the synthetic phantom, pancreas = 7), built once and shared."""
-    with _DEMO_LOCK:
-        if "case" not in _DEMO:
-            _DEMO["case"] = _phantom_case(DEMO_SEED)
-        return _DEMO["case"]
-
-
-def parse_labels(text: str) -> tuple[int, ...]:
-    """'7' or '1, 2' -> (7,) / (1, 2); refuses anything else with a clear message."""
-    try:
-        labels = tuple(int(t) for t in str(text).replace(",", " ").split())
-    except ValueError:
-        raise DataError(f"organ id(s) must be integers separated by commas, got {text!r}") from None
-    if not labels or any(t <= 0 for t in labels):
-        raise DataError(f"organ id(s) must be positive integers, got {text!r}")
-    return labels
-
-
-def load_case_from_paths(image: str | Path, label: str | Path | None, target_labels: Sequence[int],
-                         root: str | Path | None = None) -> Case:
-    """A case from files/DICOM folders under the data folder (paths outside it are refused)."""
-    from rstn_core.io import load_case
-
-    image_path = inside_root(image, root)
-    label_path = inside_root(label, root) if label else None
-    return _checked(load_case(image_path, label_path, tuple(target_labels)))
-
-
-def _suffix(name: str) -> str:
-    lower = name.lower()
-    if lower.endswith(".nii.gz"):
-        return ".nii.gz"
-    if lower.endswith(".nii"):
-        return ".nii"
-    raise DataError(f"{name}: uploads must be NIfTI files (.nii or .nii.gz); use the server folder for DICOM")
-
-
-def _write_upload(folder: Path, stem: str, name: str, data: bytes) -> Path:
-    suffix = _suffix(name)
-    if len(data) > MAX_UPLOAD_MB * 2**20:
-        raise DataError(f"{name}: {len(data) / 2**20:.0f} MB is over the upload limit of {MAX_UPLOAD_MB} MB")
-    if suffix == ".nii.gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{name}: not a valid gzip file (truncated upload?): {exc}") from None
-        suffix = ".nii"
-    path = folder / f"{stem}{suffix}"
-    path.write_bytes(data)
-    return path
-
-
-def load_case_from_upload(image_name: str, image_bytes: bytes, label_name: str | None,
-                          label_bytes: bytes | None, target_labels: Sequence[int]) -> Case:
-    """A case from uploaded NIfTI bytes (.nii.gz is gunzipped first); temporary files are removed."""
-    from rstn_core.io import load_case
-
-    with tempfile.TemporaryDirectory(prefix="rstn-upload-") as tmp:
-        folder = Path(tmp)
-        image_path = _write_upload(folder, "image", image_name, image_bytes)
-        label_path = _write_upload(folder, "label", label_name, label_bytes) if label_bytes else None
-        try:
-            case = load_case(image_path, label_path, tuple(target_labels), case_id=_case_id(image_name))
-        except DataError as exc:
-            raise DataError(str(exc).replace(str(image_path), image_name).replace(
-                str(label_path), label_name or "label")) from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{image_name}: cannot be read as a NIfTI image ({exc})") from None
-    return _checked(case)
-
-
-def _case_id(name: str) -> str:
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _checked(case: Case) -> Case:
-    """Refuse volumes that cannot be a CT (too small, no HU range)."""
-    shape = case.image.shape
-    if min(shape) < 3:
-        raise DataError(f"{case.case_id}: volume of shape {shape} is too small to be a CT (needs >= 3 slices per axis)")
-    data = case.image.data
-    lo, hi = float(data.min()), float(data.max())
-    if hi - lo < 50 or lo > 0:
-        raise DataError(f"{case.case_id}: intensities {lo:.0f}..{hi:.0f} do not look like CT Hounsfield units "
-                        f"(expected air near -1000 and soft tissue near 0..100)")
-    return case
-
-
-def check_case_for_engine(case: Case, engine: Any) -> None:
-    """Refuse a case the engine cannot run (fewer than 3 slices along a view the engine needs)."""
-    if min(case.image.shape) < 3:
-        raise DataError(f"{case.case_id}: shape {case.image.shape} is too small for 3-slice windows")
