@@ -126,29 +126,32 @@ def paint_gallbladder(cv: Canvas, a: Anatomy) -> None:
             cv.paint(sl, qg < 1.0, "bile", 4, into=("liver", "fat_vis", "hepatic_vessel"))
 
 
+def hollow_organ(cv: Canvas, path, radii, content: str, label: int, wall_mm: float, noise: np.ndarray | None = None,
+                 noise_amp: float = 0.0):
+    """A tube with a bowel wall around ``content`` (into visceral fat); returns its box and lumen mask (or Nones)."""
+    sl, _ = cv.tube(path, radii, content, label, into=("fat_vis",), wall=("bowel_wall", wall_mm), noise=noise,
+                    noise_amp=noise_amp)
+    if sl is None:
+        return None, None
+    return sl, (cv.tissue[sl] == TISSUE_IDS[content]) & (cv.labels[sl] == label)
+
+
 def paint_stomach(cv: Canvas, a: Anatomy, t: Trunk) -> None:
     """A J-shaped tube with a wall, water or positive oral contrast, and an air-fluid level."""
-    g, n_organ = cv.grid, t.n_organ
-    st_sl, st = cv.tube(a.stomach_path, a.stomach_r, "fluid", 6, into=("fat_vis",),
-                        wall=("bowel_wall", 4.5), noise=n_organ, noise_amp=0.08)
-    if st_sl is not None:
-        lumen = (cv.tissue[st_sl] == TISSUE_IDS["fluid"]) & (cv.labels[st_sl] == 6)
+    sl, lumen = hollow_organ(cv, a.stomach_path, a.stomach_r, "fluid", 6, 4.5, t.n_organ, 0.08)
+    if sl is not None:
         if a.oral_contrast:
-            cv.paint(st_sl, lumen, "contrast", 6)
-        air_y = a.stomach_air_level
-        _, sy, _ = g.coords(st_sl)
-        cv.paint(st_sl, lumen & (sy > air_y), "air", 6)
+            cv.paint(sl, lumen, "contrast", 6)
+        _, sy, _ = cv.grid.coords(sl)
+        cv.paint(sl, lumen & (sy > a.stomach_air_level), "air", 6)
 
 
 def paint_colon(cv: Canvas, a: Anatomy, t: Trunk) -> None:
     """Ascending, transverse, descending; mottled stool with gas."""
-    n_organ, n_fine = t.n_organ, t.n_fine
-    co_sl, co = cv.tube(a.colon_path, a.colon_r, "stool", 20, into=("fat_vis",),
-                        wall=("bowel_wall", 3.0), noise=n_organ, noise_amp=0.12)
-    if co_sl is not None:
-        lumen = (cv.tissue[co_sl] == TISSUE_IDS["stool"]) & (cv.labels[co_sl] == 20)
-        bub = (n_fine[co_sl] > 0.9) | (n_organ[co_sl] > 1.1)
-        cv.paint(co_sl, lumen & bub, "air", 20)
+    sl, lumen = hollow_organ(cv, a.colon_path, a.colon_r, "stool", 20, 3.0, t.n_organ, 0.12)
+    if sl is not None:
+        bubbles = (t.n_fine[sl] > 0.9) | (t.n_organ[sl] > 1.1)
+        cv.paint(sl, lumen & bubbles, "air", 20)
 
 
 def paint_small_bowel(cv: Canvas, a: Anatomy, t: Trunk, rng: np.random.Generator) -> None:
