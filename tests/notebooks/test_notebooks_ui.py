@@ -143,11 +143,12 @@ def test_inspect_notebook_runs_in_jupyterlab_and_its_stepper_steps(lab, browser_
     page = browser_context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(f"{url}/lab/tree/inspect.ipynb?token={token}", timeout=SLOW_MS)
-    page.locator(".jp-Notebook").first.wait_for(timeout=SLOW_MS)
+    # ?reset: a fresh workspace, so no notebook of an earlier test is restored in a hidden tab
+    page.goto(f"{url}/lab/tree/inspect.ipynb?reset&token={token}", timeout=SLOW_MS)
+    page.locator(".jp-Notebook:visible").first.wait_for(timeout=SLOW_MS)
     expect(page.locator(".jp-Notebook-ExecutionIndicator, #jp-main-statusbar")).not_to_have_count(0)
     _wait_idle(url, token, SLOW_MS / 1000)  # the kernel has started
-    page.locator(".jp-Notebook").first.click()
+    page.locator(".jp-Notebook:visible").first.click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     status = page.get_by_test_id("status").first
@@ -230,10 +231,10 @@ def test_train_notebook_run_all_shows_live_loss_and_progress_and_stop_leaves_a_c
     page = browser_context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(f"{url}/lab/tree/train.ipynb?token={token}", timeout=SLOW_MS)
-    page.locator(".jp-Notebook").first.wait_for(timeout=SLOW_MS)
+    page.goto(f"{url}/lab/tree/train.ipynb?reset&token={token}", timeout=SLOW_MS)
+    page.locator(".jp-Notebook:visible").first.wait_for(timeout=SLOW_MS)
     _wait_idle(url, token, SLOW_MS / 1000)
-    page.locator(".jp-Notebook").first.click()
+    page.locator(".jp-Notebook:visible").first.click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     status = page.locator(".training-status").first
