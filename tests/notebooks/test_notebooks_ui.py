@@ -90,6 +90,10 @@ def lab(tmp_path_factory, browser_context):
     notification = base / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false"}))  # no "get notified about news?" toast
+    # every cell stays in the DOM: windowed rendering drops the outputs scrolled out of view (the stepper's table)
+    tracker = base / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT),
                OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
