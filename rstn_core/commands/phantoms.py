@@ -41,16 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_grid(shape, spacing, fov: str = "abdomen") -> None:
     """Refuse a phantom grid above :data:`rstn_core.limits.MAX_PHANTOM_VOXELS` before generating it."""
-    from rstn_core.data.phantom import DEFAULT_FOV_MM, FIELDS_OF_VIEW
+    from rstn_core.data.phantom import default_shape
     from rstn_core.errors import RstnError
     from rstn_core.limits import MAX_PHANTOM_VOXELS, check_voxels
 
     if any(not (s > 0) or s != s or s == float("inf") for s in spacing):
         raise RstnError(f"--spacing must be three positive finite mm values, got {list(spacing)}")
     if shape is None:
-        extent = (*DEFAULT_FOV_MM[:2], max(FIELDS_OF_VIEW.values()) if fov == "random" else FIELDS_OF_VIEW[fov])
-        shape = [round(f / s) for f, s in zip(extent, spacing)]
-        what = f"--spacing {' '.join(f'{s:g}' for s in spacing)} (field of view {extent} mm)"
+        shape = default_shape(spacing, fov)
+        what = f"--spacing {' '.join(f'{s:g}' for s in spacing)} (field of view {fov})"
     else:
         what = f"--shape {' '.join(map(str, shape))}"
     check_voxels(shape, what, MAX_PHANTOM_VOXELS, hint="; use a larger --spacing or a smaller --shape")

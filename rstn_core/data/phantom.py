@@ -24,7 +24,7 @@ from rstn_core.atomic import atomic_write
 from rstn_core.data.phantom_anatomy import TISSUE_IDS, TISSUES, Canvas, Grid, smooth_noise
 from rstn_core.data.phantom_appearance import Appearance
 from rstn_core.data.phantom_organs import paint_abdomen
-from rstn_core.data.phantom_params import ANATOMY_VERSIONS, Anatomy, draw_anatomy, sample_anatomy  # noqa: F401
+from rstn_core.data.phantom_params import ANATOMY_VERSIONS, Anatomy, draw_anatomy  # noqa: F401 (ANATOMY_VERSIONS: public)
 from rstn_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,10 @@ class Phantom:
     meta: dict = field(default_factory=dict)
 
 
-def _default_shape(spacing: tuple[float, float, float], fov: str = "abdomen") -> tuple[int, int, int]:
-    extent = (*DEFAULT_FOV_MM[:2], FIELDS_OF_VIEW[fov])
+def default_shape(spacing, fov: str = "abdomen") -> tuple[int, int, int]:
+    """(X, Y, Z) voxels of the default grid at ``spacing`` mm for field of view ``fov`` ("random": the largest)."""
+    depth = max(FIELDS_OF_VIEW.values()) if fov == "random" else FIELDS_OF_VIEW[fov]
+    extent = (*DEFAULT_FOV_MM[:2], depth)
     return tuple(int(round(f / s)) for f, s in zip(extent, spacing))  # type: ignore[return-value]
 
 
@@ -137,7 +139,7 @@ def generate_phantom(seed: int, shape: tuple[int, int, int] | None = None,
     fov = _parse_fov(fov, seed)
     if fov != "abdomen" and anatomy < 2:
         raise DataError(f"phantom field of view {fov!r} needs anatomy version 2 (version {anatomy} has no pelvis)")
-    shape = _default_shape(spacing, fov) if shape is None else tuple(int(s) for s in shape)  # type: ignore[assignment]
+    shape = default_shape(spacing, fov) if shape is None else tuple(int(s) for s in shape)  # type: ignore[assignment]
     if len(shape) != 3 or min(shape) < 16:
         raise DataError(f"phantom shape must be three sizes >= 16, got {shape}")
     look = Appearance.parse(appearance, seed)

@@ -1,6 +1,6 @@
 """How a phantom looks, apart from its anatomy: contrast phase, fatty infiltration and atrophy of the gland.
 
-The anatomy of a seed (:func:`rstn_core.data.phantom.sample_anatomy`) is drawn from one random stream;
+The anatomy of a seed (:func:`rstn_core.data.phantom_params.sample_anatomy`) is drawn from one random stream;
 the appearance from another (:meth:`Appearance.draw`), so the same seed gives the same organs in every
 phase. HU per phase are typical published attenuations (sources in ``docs/phantoms.md``); the per-case
 ``enhancement`` factor of the anatomy still scales every enhanced tissue around its unenhanced value.

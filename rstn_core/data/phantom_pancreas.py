@@ -8,7 +8,8 @@ organ complexes (Folia Medica 64(1), 2022: oblique 11.5 %, sigmoid 30.8 %, trans
 horseshoe 11.5 %, L-shaped 14.1 %, inverted V 5.1 %) and turns it into the cranio-caudal height of
 the body and tail above the neck. The splenic vein follows the same course along the gland's
 posterior surface. In-plane positions (head in the duodenal C-loop, neck in front of the
-spleno-portal confluence, tail towards the splenic hilum) stay those of :func:`sample_anatomy`.
+spleno-portal confluence, tail towards the splenic hilum) stay those of
+:func:`~rstn_core.data.phantom_params.sample_anatomy`.
 
 All lengths are mm in the phantom's body frame (x Right, y Anterior, z Superior).
 The uncinate process and head keep version 1's course (24 and 10 mm below the neck).
@@ -61,7 +62,7 @@ def lie_heights(lie: str, rng: np.random.Generator, t: np.ndarray = BODY_TAIL_T)
 def apply_lie(p: dict, rng: np.random.Generator, cz: float) -> None:
     """Re-draw the cranio-caudal course of the body and tail in the anatomy dict ``p`` (in place).
 
-    ``p``: from :func:`~rstn_core.data.phantom.sample_anatomy` (its in-plane positions are kept: head in
+    ``p``: from :func:`~rstn_core.data.phantom_params.sample_anatomy` (its in-plane positions are kept: head in
     the duodenal C-loop, neck in front of the spleno-portal confluence, tail towards the splenic hilum);
     ``rng``: a stream of its own, so every other organ of a seed stays where version 1 put it;
     ``cz``: height of the confluence (the neck's level). Sets ``pancreas_lie``; the body/tail points of

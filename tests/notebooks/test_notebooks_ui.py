@@ -141,20 +141,27 @@ def _wait_idle(url: str, token: str, timeout_s: float) -> None:
     raise AssertionError(f"kernels still busy after {timeout_s} s: {kernels}")
 
 
-@pytest.mark.timeout(1800)
-def test_inspect_notebook_runs_in_jupyterlab_and_its_stepper_steps(lab, browser_context):
-    url, token, log_path, _ = lab
+def _run_all_in_lab(lab, browser_context, notebook: str):
+    """Open ``notebook`` in JupyterLab, wait for its kernel, Run All Cells -> (page, page errors seen)."""
+    url, token, _, _ = lab
     page = browser_context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))
     # ?reset: a fresh workspace, so no notebook of an earlier test is restored in a hidden tab
-    page.goto(f"{url}/lab/tree/inspect.ipynb?reset&token={token}", timeout=SLOW_MS)
+    page.goto(f"{url}/lab/tree/{notebook}?reset&token={token}", timeout=SLOW_MS)
     page.locator(".jp-Notebook:visible").first.wait_for(timeout=SLOW_MS)
-    expect(page.locator(".jp-Notebook-ExecutionIndicator, #jp-main-statusbar")).not_to_have_count(0)
     _wait_idle(url, token, SLOW_MS / 1000)  # the kernel has started
     page.locator(".jp-Notebook:visible").first.click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+    return page, problems
+
+
+@pytest.mark.timeout(1800)
+def test_inspect_notebook_runs_in_jupyterlab_and_its_stepper_steps(lab, browser_context):
+    url, token, log_path, _ = lab
+    page, problems = _run_all_in_lab(lab, browser_context, "inspect.ipynb")
+    expect(page.locator(".jp-Notebook-ExecutionIndicator, #jp-main-statusbar")).not_to_have_count(0)
     status = page.get_by_test_id("status").first
     table = page.locator("[data-testid=rounds-table] tbody tr")
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -232,15 +239,7 @@ def test_train_notebook_run_all_shows_live_loss_and_progress_and_stop_leaves_a_c
     from rstn_core.training.checkpoint import load_checkpoint
 
     url, token, log_path, base = lab
-    page = browser_context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(f"{url}/lab/tree/train.ipynb?reset&token={token}", timeout=SLOW_MS)
-    page.locator(".jp-Notebook:visible").first.wait_for(timeout=SLOW_MS)
-    _wait_idle(url, token, SLOW_MS / 1000)
-    page.locator(".jp-Notebook:visible").first.click()
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+    page, problems = _run_all_in_lab(lab, browser_context, "train.ipynb")
     status = page.locator(".training-status").first
     waiting = page.locator(".jp-Cell").filter(has_text="await run.wait_async()").first.locator(".jp-InputPrompt")
     FIGURES.mkdir(parents=True, exist_ok=True)
