@@ -46,12 +46,13 @@ PANCREAS_ID = 7
 DEFAULT_FOV_MM = (384.0, 336.0, 240.0)  # (R, A, S) extent of the default grid
 #: field of view -> cranio-caudal extent (mm) from just above the liver dome down
 FIELDS_OF_VIEW: dict[str, float] = {"abdomen": 240.0, "abdomen-pelvis": 400.0}
-#: 1: the oblique gland of every phantom and no pelvis (the demo bundles were trained on it);
+#: 1: the oblique gland of every phantom and no pelvis (the first demo bundles were trained on it);
 #: 2: the gland's lie drawn from dissection frequencies (phantom_pancreas) and the pelvis (phantom_pelvis)
 ANATOMY_VERSION = 2
-#: the anatomy the committed demo bundles were trained on (also in rstn_core/demo/demo.json): the app's demo
-#: case, the notebooks' and benchmarks' demo phantoms use it, so that the built-in model meets its own kind
-DEMO_ANATOMY = 1
+#: the anatomy the committed demo bundles were last trained on (also in rstn_core/demo/demo.json: trained on
+#: version 1, fine-tuned on version 2): the app's demo case, the notebooks' and benchmarks' demo phantoms use
+#: it, so that the built-in model meets its own kind
+DEMO_ANATOMY = 2
 ENHANCED = ("liver", "hepatic_vessel", "spleen", "kidney_cortex", "kidney_medulla", "aorta", "ivc",
             "portal", "artery", "pancreas", "bowel_wall")
 

@@ -108,7 +108,8 @@ def trained_on(meta: Mapping[str, Any] | None) -> str | None:
         if meta.get(key):
             return str(meta[key])
     if meta.get("phantom_n"):
-        return f"{meta['phantom_n']} synthetic phantoms (seed {meta.get('phantom_seed', '?')})"
+        anatomy = f", anatomy version {meta['phantom_anatomy']}" if meta.get("phantom_anatomy") else ""
+        return f"{meta['phantom_n']} synthetic phantoms (seed {meta.get('phantom_seed', '?')}{anatomy})"
     if meta.get("trained") is False:
         return "nothing: its weights are random (untrained)"
     return None

@@ -47,8 +47,9 @@ def test_default_field_of_view_is_the_abdomen_and_random_is_seeded():
     assert drawn == [generate_phantom(s, spacing=(8.0, 8.0, 8.0), fov="random").meta["fov"] for s in range(8)]
 
 
-def test_version_1_is_the_phantom_the_demo_bundles_were_trained_on():
-    """Counts measured with the generator before version 2 existed (seed 1, 4 mm, random appearance)."""
+def test_version_1_is_unchanged_bit_for_bit():
+    """Counts measured with the generator before version 2 existed (seed 1, 4 mm, random appearance); the demo
+    bundles' first training stage ran on version 1."""
     ph = generate_phantom(1, spacing=SPACING, appearance="random", anatomy=1)
     counts = dict(zip(*np.unique(ph.labels, return_counts=True)))
     expected = {1: 1168, 2: 1466, 3: 1556, 5: 17090, 6: 5431, 7: 267, 18: 9399, 20: 8726, 52: 1049, 64: 343}

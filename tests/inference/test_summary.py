@@ -1,0 +1,25 @@
+"""What the page and `rstn predict` say a bundle was trained on."""
+
+from pathlib import Path
+
+from rstn_core.data.phantom import DEMO_ANATOMY
+from rstn_core.inference.summary import trained_on
+from rstn_core.models.bundle import load_bundle
+
+DEMO = Path(__file__).resolve().parents[2] / "rstn_core" / "demo"
+
+
+def test_phantom_training_names_the_set_and_its_anatomy_version():
+    assert trained_on({"phantom_n": 24, "phantom_seed": 0, "phantom_anatomy": 2}) == \
+        "24 synthetic phantoms (seed 0, anatomy version 2)"
+    assert trained_on({"phantom_n": 24}) == "24 synthetic phantoms (seed ?)"
+    assert trained_on({"dataset": "NIH Pancreas-CT", "phantom_n": 24}) == "NIH Pancreas-CT"
+    assert trained_on({}) is None
+
+
+def test_built_in_bundles_say_they_were_tuned_on_the_demo_cases_anatomy():
+    """The app's demo case is drawn with DEMO_ANATOMY; the built-in bundles must record the same version."""
+    for method in ("rstn", "c2f"):
+        meta = load_bundle(DEMO / f"{method}.rstn").meta
+        assert meta["phantom_anatomy"] == DEMO_ANATOMY
+        assert f"anatomy version {DEMO_ANATOMY}" in trained_on(meta)
