@@ -6,6 +6,7 @@ resampling at its own physical scale, written as int16 NIfTI into a temporary fo
 of the child, its peak resident memory (``ru_maxrss`` of the children), and the summary line it printed.
 
     .venv/bin/python benchmarks/predict_speed.py --repeat 2
+    .venv/bin/python benchmarks/predict_speed.py --repeat 2 --workers 1,0   # one call at a time vs auto, interleaved
 """
 
 from __future__ import annotations
@@ -51,15 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="bundle (default: the built-in demo model)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", default="0",
+                        help="comma-separated `rstn predict --workers` values, each run per repeat (0 = auto)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         ct = Path(tmp) / "ct.nii.gz"
         make_ct(ct, args.ct)
         print(f"input {SHAPE} at {SPACING} mm, {ct.stat().st_size / 1e6:.0f} MB on disk; {args.threads} threads")
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        for i in range(args.repeat):
-            out = Path(tmp) / f"mask{i}.nii.gz"
-            cmd = [sys.executable, "-m", "rstn_core.cli", "predict", "-i", str(ct), "-o", str(out), "--no-progress"]
+        runs = [(i, w) for i in range(args.repeat) for w in args.workers.split(",")]
+        for i, workers in runs:
+            out = Path(tmp) / f"mask{i}_w{workers}.nii.gz"
+            cmd = [sys.executable, "-m", "rstn_core.cli", "predict", "-i", str(ct), "-o", str(out), "--no-progress",
+                   "--workers", workers]
             if args.model:
                 cmd += ["--model", str(args.model)]
             t0 = time.perf_counter()
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(done.stderr)
                 return done.returncode
             peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            print(f"run {i}: {seconds:.1f} s wall, peak RSS {peak_mb:.0f} MB (max over runs so far)")
+            print(f"run {i}, --workers {workers}: {seconds:.1f} s wall, peak RSS {peak_mb:.0f} MB (max so far)")
             print("   ", done.stdout.strip().splitlines()[-1])
     return 0
 

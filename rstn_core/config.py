@@ -156,6 +156,8 @@ class InferenceConfig(_Config):
     ``crops_from``: the reference mask of the fine rounds' crops, ``"prediction"`` (Z_{t-1}) or ``"truth"``
     (the oracle). Mode strings are parsed into their enums (``rstn_core.types``) here, once.
     ``batch_size``: windows (and equal-size fine crops) per network call.
+    ``workers``: network calls at once (0 = auto: on the CPU one per torch thread, side by side in worker
+    threads; on an accelerator one; :mod:`rstn_core.inference.parallel`). Results do not depend on it.
     ``precision``: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (:mod:`rstn_core.precision`: fp16 autocast
     on CUDA, bf16 on a CPU with native bf16, else fp32); the engine records what it resolved to.
     """
@@ -170,6 +172,7 @@ class InferenceConfig(_Config):
     margin: int = 20
     crops_from: CropReference = CropReference.PREDICTION
     batch_size: int = 8
+    workers: int = 0
     precision: str = "auto"
     view_prob_dtype: ProbDtype = ProbDtype.FLOAT16  # storage of RoundState.view_probs
     min_component_fraction: float = 0.5  # post-processing: keep components >= this x the largest
@@ -187,6 +190,7 @@ class InferenceConfig(_Config):
         _check(0.0 < self.stop_dsc <= 1.0, f"InferenceConfig.stop_dsc must be in (0, 1], got {self.stop_dsc}")
         _check(self.margin >= 0, f"InferenceConfig.margin must be >= 0, got {self.margin}")
         _check(self.batch_size >= 1, f"InferenceConfig.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.workers >= 0, f"InferenceConfig.workers must be >= 0 (0 = auto), got {self.workers}")
         _check(self.precision in PRECISIONS,
                f"InferenceConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
 

@@ -144,8 +144,24 @@ def load_volume(path: str | Path) -> Volume:
         raise DataError(f"{path}: {int((~finite).sum())} non-finite voxel values (NaN/inf) in the image")
     canonical, canonical_affine, record = canonicalise(data, affine)
     logger.debug("loaded %s: shape %s, axcodes %s", path, data.shape, nib.aff2axcodes(affine))
-    return Volume(data=np.ascontiguousarray(canonical, dtype=np.float32), affine=canonical_affine,
-                  orientation=record, source=str(path))
+    return Volume(data=c_order_float32(canonical), affine=canonical_affine, orientation=record, source=str(path))
+
+
+def c_order_float32(array: np.ndarray) -> np.ndarray:
+    """``array`` as a C-ordered float32 array (the same object when it already is one).
+
+    nibabel hands volumes over in Fortran order, and canonicalising flips and transposes them: the copy into C
+    order is a strided transposition of the whole volume, which torch's copy kernel does about twice as fast
+    as numpy's (512 x 512 x 300: 1.0 s against 1.8-2.5 s on this project's 2-core machine).
+    """
+    if array.dtype == np.float32 and array.flags.c_contiguous:
+        return array
+    import torch
+
+    source = np.asarray(array, dtype=np.float32)  # no copy for float32 views
+    flipped = tuple(axis for axis, stride in enumerate(source.strides) if stride < 0)  # torch has no negative strides
+    tensor = torch.from_numpy(np.flip(source, flipped) if flipped else source).contiguous()
+    return (tensor.flip(flipped) if flipped else tensor).numpy()
 
 
 def _describe(shape, affine) -> str:

@@ -100,7 +100,7 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
         summary = {"case": case.case_id, "organ": organs[0].name, "rounds": state.round, "stopped": state.stopped,
                    "voxels": voxels, "volume_ml": voxels * voxel_ml, "seconds": seconds,
                    "dsc": state.dsc_vs_truth, "dsc_grid": state.dsc_grid, "output": str(output),
-                   "grid": grid_note(works[organs[0].label_id]), "precision": organs[0].engine.precision.resolved}
+                   "grid": grid_note(works[organs[0].label_id]), "precision": compute_note(organs[0].engine)}
         return summary
     probs = {i: prob_on_input(works[i], s.fused_prob) for i, s in finals.items()}
     labels = merge_organs(probs, masks)
@@ -118,7 +118,13 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
             "stopped": ",".join(f"{o.name}:{finals[o.label_id].stopped}" for o in organs),
             "voxels": sum(voxels.values()), "volume_ml": sum(voxels.values()) * voxel_ml, "seconds": seconds,
             "dsc": None, "output": str(output), "labels": str(table_path),
-            "precision": organs[0].engine.precision.resolved}
+            "precision": compute_note(organs[0].engine)}
+
+
+def compute_note(engine: Any) -> str:
+    """The precision and parallelism the engine resolved at run time, e.g. ``fp32, 2 workers x 1 thread``."""
+    parallel = getattr(engine, "parallelism", None)
+    return engine.precision.resolved + ("" if parallel is None else f", {parallel.describe()}")
 
 
 def _run_organ(organ: Organ, case: Any, progress: bool) -> tuple[Any, Any, float]:

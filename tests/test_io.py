@@ -226,3 +226,15 @@ def test_non_integer_or_negative_labels_are_refused(write_nifti):
     negative[1, 1, 1] = -2
     with pytest.raises(DataError, match="negative label value -2"):
         io.load_case(image, write_nifti("neg.nii.gz", negative))
+
+
+def test_c_order_copy_keeps_every_voxel_of_flipped_transposed_and_integer_volumes():
+    from rstn_core.io import c_order_float32
+
+    base = np.asfortranarray(np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4))
+    for view in (base, base[::-1], base[:, ::-1, ::-1].transpose(2, 0, 1), base.astype(np.int16)[::-1].T):
+        out = c_order_float32(view)
+        assert out.flags.c_contiguous and out.dtype == np.float32
+        np.testing.assert_array_equal(out, np.ascontiguousarray(view, dtype=np.float32))
+    ready = np.zeros((2, 2, 2), np.float32)
+    assert c_order_float32(ready) is ready

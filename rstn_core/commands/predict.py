@@ -63,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="numerical precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)")
     p.add_argument("--no-postprocess", action="store_true", help="keep every connected component")
     p.add_argument("--batch-size", type=int, default=None, help="windows per network call (default 8)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="network calls at once (default 0 = auto: on the CPU one per torch thread, side by side; "
+                        "set the threads with OMP_NUM_THREADS); the masks do not depend on it")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--save-prob", action="store_true", help="also write the fused probability (<output>_prob.nii.gz)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (and redo finished cases)")
@@ -107,7 +110,7 @@ def build_organs(args: argparse.Namespace, device: str) -> list[Organ]:
         config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
         changes: dict[str, Any] = {"postprocess": not args.no_postprocess,
                                    "crops_from": (args.method or bundle.method).crops_from}
-        for key in ("max_rounds", "stop_dsc", "fusion", "batch_size", "precision"):
+        for key in ("max_rounds", "stop_dsc", "fusion", "batch_size", "workers", "precision"):
             if getattr(args, key) is not None:
                 changes[key] = getattr(args, key)
         try:

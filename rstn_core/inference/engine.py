@@ -35,6 +35,7 @@ from rstn_core.inference.batching import WindowAccumulator, chunks, group_by_box
 from rstn_core.inference.checks import check_case, check_values
 from rstn_core.inference.convergence import inter_round_dsc, stop_reason
 from rstn_core.inference.fusion import fuse_views, method_fusion, round_fusion
+from rstn_core.inference.parallel import ordered_map, resolve_parallelism
 from rstn_core.inference.postprocess import keep_large_components
 from rstn_core.inference.protocol import ViewModel
 from rstn_core.inference.state import RoundState, SaliencyView, cast, truth_dsc
@@ -94,6 +95,8 @@ class RSTNEngine:
             self.precision = resolve_precision(self.config.precision, self.device, "inference")
         except ValueError as exc:
             raise RstnError(str(exc)) from None
+        # how many network calls run at once (CPU: side by side in worker threads), recorded like the precision
+        self.parallelism = resolve_parallelism(self.config.workers, self.device)
 
     @classmethod
     def from_bundle(cls, bundle: Any, config: InferenceConfig | None = None, device: str | torch.device = "cpu"):
@@ -126,10 +129,7 @@ class RSTNEngine:
         t0 = time.perf_counter()
         self.check_case(case)
         check_values(case)
-        probs: dict[View, np.ndarray] = {}
-        with self._inference_mode_autocast():
-            for view in self.views:
-                probs[view] = self._coarse_view(case.image.data, view)
+        probs = self._coarse_views(case.image.data)
         return self._finish(case, 0, probs, {v: {} for v in self.views}, None, t0)
 
     def step(self, case: Case, state: RoundState) -> RoundState:
@@ -138,12 +138,7 @@ class RSTNEngine:
         fuse, post-process -> Z_t."""
         t0 = time.perf_counter()
         self.check_case(case)
-        reference = self.reference_mask(case, state)
-        probs: dict[View, np.ndarray] = {}
-        boxes: dict[View, dict[int, BBox | None]] = {}
-        with self._inference_mode_autocast():
-            for view in self.views:
-                probs[view], boxes[view] = self._fine_view(case.image.data, view, state, reference)
+        probs, boxes = self._fine_views(case.image.data, state, self.reference_mask(case, state))
         return self._finish(case, state.round + 1, probs, boxes, state, t0)
 
     def iterate(self, case: Case) -> Iterator[RoundState]:
@@ -215,16 +210,21 @@ class RSTNEngine:
         """(n, 3, H, W) normalised windows in [0, 1] on the device."""
         return self._tensor(normalize_hu(make_windows(hu_stack, centres), self.data_config))
 
-    def _coarse_view(self, hu: np.ndarray, view: View) -> np.ndarray:
-        """(X, Y, Z) HU -> (X, Y, Z) float32 coarse probability of one view (every window runs)."""
-        model = self.models[view]
-        hu_stack = to_view(hu, view)  # (L, H, W)
-        acc = WindowAccumulator(*hu_stack.shape)
-        for centres in chunks(range(hu_stack.shape[0]), self.config.batch_size):
-            logits = model.coarse(self._windows(hu_stack, centres))  # (n, 3, H, W)
-            acc.add(self._prob(logits), centres)
-        stack, _ = acc.result()
-        return from_view(stack, view)
+    def _coarse_views(self, hu: np.ndarray) -> dict[View, np.ndarray]:
+        """(X, Y, Z) HU -> view -> (X, Y, Z) float32 coarse probability (every window of every view runs; the
+        batches of all views go through :func:`ordered_map`, accumulated in order)."""
+        stacks = {v: to_view(hu, v) for v in self.views}  # (L, H, W) each
+        accs = {v: WindowAccumulator(*stacks[v].shape) for v in self.views}
+        tasks = [(v, list(c)) for v in self.views for c in chunks(range(stacks[v].shape[0]), self.config.batch_size)]
+
+        def run(task: tuple[View, list[int]]) -> np.ndarray:
+            view, centres = task
+            with self._inference_mode_autocast():
+                return self._prob(self.models[view].coarse(self._windows(stacks[view], centres)))  # (n, 3, H, W)
+
+        for (view, centres), prob in zip(tasks, ordered_map(run, tasks, self.parallelism)):
+            accs[view].add(prob, centres)
+        return {v: from_view(accs[v].result()[0], v) for v in self.views}
 
     def _saliency_stack(self, state: RoundState, view: View) -> np.ndarray | None:
         """(L, H, W) previous probability g() reads for ``view``; ``None`` for C2F models."""
@@ -245,28 +245,33 @@ class RSTNEngine:
         weights = model.saliency(self._tensor(make_windows(prob_stack, centres)))  # (n, 3, H, W)
         return x, x * weights, weights
 
-    def _fine_view(
-        self, hu: np.ndarray, view: View, state: RoundState, reference: np.ndarray
-    ) -> tuple[np.ndarray, dict[int, BBox | None]]:
-        """One view of round t >= 1 -> ((X, Y, Z) float32 probability, centre -> box of each window run)."""
-        model = self.models[view]
-        hu_stack = to_view(hu, view)  # (L, H, W)
-        ref_stack = to_view(reference, view)  # (L, H, W) bool
+    def _fine_views(
+        self, hu: np.ndarray, state: RoundState, reference: np.ndarray
+    ) -> tuple[dict[View, np.ndarray], dict[View, dict[int, BBox | None]]]:
+        """Round t >= 1 -> (view -> (X, Y, Z) float32 probability, view -> centre -> box of each window run)."""
         margin = self.config.margin
-        boxes: dict[int, BBox | None] = {
-            int(c): crop_box(make_windows(ref_stack, [c])[0], margin) for c in centers_touching(ref_stack)
-        }
-        acc = WindowAccumulator(*hu_stack.shape)
-        acc.mark([c for c, b in boxes.items() if b is None])  # run, nothing cropped: output 0
-        prob_stack = self._saliency_stack(state, view)
-        for batch in group_by_box_size(boxes, self.config.batch_size):
-            batch_boxes = [boxes[c] for c in batch]
-            _, transformed, _ = self._transformed_windows(model, hu_stack, prob_stack, batch)
-            crops = torch.stack([crop(transformed[i], b) for i, b in enumerate(batch_boxes)])  # (n, 3, h, w)
-            logits = model.refine(crops)  # (n, 3, h, w)
-            acc.add(self._prob(logits), batch, batch_boxes)
-        stack, _ = acc.result()
-        return from_view(stack, view), boxes
+        stacks = {v: to_view(hu, v) for v in self.views}  # (L, H, W) HU
+        saliency = {v: self._saliency_stack(state, v) for v in self.views}  # (L, H, W) P or None
+        boxes: dict[View, dict[int, BBox | None]] = {}
+        accs: dict[View, WindowAccumulator] = {}
+        for view in self.views:
+            ref_stack = to_view(reference, view)  # (L, H, W) bool
+            boxes[view] = {int(c): crop_box(make_windows(ref_stack, [c])[0], margin)
+                           for c in centers_touching(ref_stack)}
+            accs[view] = WindowAccumulator(*stacks[view].shape)
+            accs[view].mark([c for c, b in boxes[view].items() if b is None])  # run, nothing cropped: output 0
+        tasks = [(v, b) for v in self.views for b in group_by_box_size(boxes[v], self.config.batch_size)]
+
+        def run(task: tuple[View, list[int]]) -> np.ndarray:
+            view, batch = task
+            with self._inference_mode_autocast():
+                _, transformed, _ = self._transformed_windows(self.models[view], stacks[view], saliency[view], batch)
+                crops = torch.stack([crop(transformed[i], boxes[view][c]) for i, c in enumerate(batch)])  # (n,3,h,w)
+                return self._prob(self.models[view].refine(crops))  # (n, 3, h, w)
+
+        for (view, batch), prob in zip(tasks, ordered_map(run, tasks, self.parallelism)):
+            accs[view].add(prob, batch, [boxes[view][c] for c in batch])
+        return {v: from_view(accs[v].result()[0], v) for v in self.views}, boxes
 
     def _finish(
         self,

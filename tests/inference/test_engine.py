@@ -124,7 +124,7 @@ def test_saliency_view_equals_what_the_step_used():
     captured: dict[View, list[torch.Tensor]] = {v: [] for v in ALL_VIEWS}
     for view, model in models.items():
         model.refine = (lambda m, v: lambda x: (captured[v].append(x.clone()), type(m).refine(m, x))[1])(model, view)
-    engine = engine_for(models, margin=3, batch_size=3)
+    engine = engine_for(models, margin=3, batch_size=3, workers=1)  # one call at a time: captured in batch order
     case = organ_case()
     s0 = engine.start(case)
     s1 = engine.step(case, s0)
@@ -151,6 +151,22 @@ def test_batching_gives_the_same_result_as_batch_one():
         np.testing.assert_allclose(a.fused_prob, b.fused_prob, atol=1e-5)
         assert np.array_equal(a.mask, b.mask)
         assert a.boxes == b.boxes
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_calls_side_by_side_give_the_same_rounds_as_one_at_a_time(workers):
+    case = organ_case(seed=5)
+    models = {v: ConvStub(seed=i) for i, v in enumerate(ALL_VIEWS)}
+    one = list(engine_for(models, batch_size=2, max_rounds=3, margin=3, workers=1).iterate(case))
+    engine = engine_for(models, batch_size=2, max_rounds=3, margin=3, workers=workers)
+    assert engine.parallelism.workers == workers
+    many = list(engine.iterate(case))
+    assert len(one) == len(many) >= 3
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(a.fused_prob, b.fused_prob, atol=1e-6)
+        assert np.array_equal(a.mask, b.mask) and a.boxes == b.boxes
+        for view in ALL_VIEWS:
+            np.testing.assert_allclose(a.view_probs[view], b.view_probs[view], atol=1e-3)  # stored as float16
 
 
 def test_c2f_models_skip_the_saliency_and_crop_the_raw_image():
