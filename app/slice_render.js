@@ -1,6 +1,6 @@
 // Draws the current slice of the main viewer in the browser (a Bokeh CustomJS body; app/viewer.py).
 // args: meta (JSON record of app/slice_payload.case_meta), nav (navigation chosen on the server), volume (ct int16, truth uint8), shown (pred
-// uint8), ct / truth / pred / boxes (the sources drawn), fig, xaxis, yaxis, slider, views (the view
+// uint8), images (the drawn layers: columns ct, truth, pred) / boxes (the sources drawn), fig, xaxis, yaxis, slider, views (the view
 // buttons), ct_mapper, truth_glyph, pred_glyph. The drawn data is set with {sync: false}: pixels never
 // travel to the server. The server follows the view buttons and the slider's value_throttled (keys:
 // debounced), and sends its own navigation through `nav`.
@@ -76,9 +76,8 @@ if (p && M.show_prediction) {
 }
 
 const place = {x: [0], y: [0], dw: [V.dw], dh: [V.dh]};
-ct.setv({data: {image: [ndarray(hu, {shape: [W, H]})], ...place}}, quiet);
-truth.setv({data: {image: [ndarray(truthLayer, {shape: [W, H]})], ...place}}, quiet);
-pred.setv({data: {image: [ndarray(predLayer, {shape: [W, H]})], ...place}}, quiet);
+images.setv({data: {ct: [ndarray(hu, {shape: [W, H]})], truth: [ndarray(truthLayer, {shape: [W, H]})],
+                    pred: [ndarray(predLayer, {shape: [W, H]})], ...place}}, quiet);
 const rows = M.show_boxes ? V.boxes.filter((r) => r[0] === value) : [];
 boxes.setv({data: {left: rows.map((r) => r[1]), bottom: rows.map((r) => r[2]), right: rows.map((r) => r[3]),
                    top: rows.map((r) => r[4]), round: rows.map((r) => r[5]), color: rows.map((r) => r[6])}}, quiet);
