@@ -19,7 +19,17 @@ from .state import SessionState
 class DataFolderPicker(pn.widgets.FileSelector):
     """Panel's FileSelector, tolerant of a typed folder it refuses: Panel 1.9.4 then leaves its options as a
     list and its own denylist filter fails with "'list' object has no attribute 'update'" (an error reply in
-    the browser console and the server log). The app already tells the user; the picker stays where it was."""
+    the browser console and the server log). The app already tells the user; the picker stays where it was.
+
+    Its divider is a plain ``<hr>``: Panel's ``Divider`` names its stylesheet on Panel's CDN and only a page's
+    first render points it at the server, so the picker, built when its card is first opened, would ask the
+    CDN (a failed request offline)."""
+
+    def __init__(self, *args, **params) -> None:
+        super().__init__(*args, **params)
+        parts = list(self._composite)
+        self._composite[:] = [pn.pane.HTML("<hr style='margin:4px 0'>", margin=0, sizing_mode="stretch_width")
+                              if isinstance(p, pn.layout.Divider) else p for p in parts]
 
     def _filter_denylist(self, event) -> None:
         if not isinstance(self._selector.options, dict):

@@ -4,14 +4,16 @@
 // buttons), ct_mapper, truth_glyph, pred_glyph. The drawn data is set with {sync: false}: pixels never
 // travel to the server. The server follows the view buttons and the slider's value_throttled (keys:
 // debounced), and sends its own navigation through `nav`.
-const M = JSON.parse((meta.data.json && meta.data.json[0]) || "{}");
-if (!M.shape) return;
 const N0 = nav.data;
-if (cb_obj === nav && N0.seq[0] !== slider.__rstn_seq) {  // navigation chosen on the server (a jump, a case)
+// navigation chosen on the server (a jump, a case), applied once per `seq` whichever change comes first
+// (a new case's navigation can arrive before its record: it must not be lost)
+if (N0.seq[0] !== slider.__rstn_seq) {
   slider.__rstn_seq = N0.seq[0];
   views.setv({active: Math.max(0, views.labels.indexOf(N0.view[0]))}, {sync: false});
   slider.setv({end: N0.end[0], step: N0.step[0], value: N0.slice[0]}, {sync: false});
 }
+const M = JSON.parse((meta.data.json && meta.data.json[0]) || "{}");
+if (!M.shape) return;
 const name = views.labels[views.active];
 const V = M.views[name];
 if (cb_obj === views) {  // a view switch in the browser: open the view at its organ slice
