@@ -164,7 +164,7 @@ class ConvergencePanel(pn.viewable.Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self.pane = pn.pane.HTML(self.html(), css_classes=["convergence-numbers"], margin=(0, 10))
+        self.pane = pn.pane.HTML(self.html(), css_classes=["convergence-numbers"], margin=(0, 10), width=560)
         self.state.param.watch(self._update, ["rounds", "model"])
 
     def html(self) -> str:

@@ -212,6 +212,7 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
 
     proc = psutil.Process(server_pid)
     rss_before = proc.memory_info().rss
+    cpu_before, machine_before = sum(proc.cpu_times()[:2]), psutil.cpu_times()
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(sessions)]
     pages = []
     t0 = time.perf_counter()
@@ -228,12 +229,16 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
         ready.append(time.perf_counter() - t0)
     log(f"classroom: {sessions} sessions drew the CT after {[round(r, 1) for r in drawn]} s, "
         f"round 0 after {[round(r, 1) for r in ready]} s")
+    cpu_server = sum(proc.cpu_times()[:2]) - cpu_before  # what the server process spent on the classroom
+    machine = psutil.cpu_times()
+    busy = sum(getattr(machine, k) - getattr(machine_before, k) for k in ("user", "system", "nice"))
     case_ids = {page.get_by_test_id("case-info").inner_text().split(" ")[0] for page in pages}
     rss_peak = proc.memory_info().rss
     for context in contexts:
         context.close()
     time.sleep(5)
     return {"sessions": sessions, "ct_drawn_s": drawn, "ready_s": ready, "case_ids": sorted(case_ids),
+            "server_cpu_s": cpu_server, "machine_busy_cpu_s": busy,
             "server_rss_mb_before": rss_before / 2**20, "server_rss_mb_all_open": rss_peak / 2**20,
             "server_rss_mb_after_close": proc.memory_info().rss / 2**20}
 
@@ -291,7 +296,9 @@ def _summary(out: dict) -> list[str]:
             lines.append(f"classroom {c['sessions']} sessions: CT drawn median {med(c['ct_drawn_s']):.1f} s, max "
                          f"{max(c['ct_drawn_s']):.1f} s; round 0 on screen median {med(c['ready_s']):.1f} s, "
                          f"max {max(c['ready_s']):.1f} s; server RSS {c['server_rss_mb_before']:.0f} -> "
-                         f"{c['server_rss_mb_all_open']:.0f} -> {c['server_rss_mb_after_close']:.0f} MB")
+                         f"{c['server_rss_mb_all_open']:.0f} -> {c['server_rss_mb_after_close']:.0f} MB; server CPU "
+                         f"{c['server_cpu_s']:.1f} s of {c['machine_busy_cpu_s']:.1f} CPU s used on the machine "
+                         "meanwhile (the rest: the browsers, the benchmark, other work)")
     return lines
 
 
