@@ -19,7 +19,17 @@ from .state import SessionState
 class DataFolderPicker(pn.widgets.FileSelector):
     """Panel's FileSelector, tolerant of a typed folder it refuses: Panel 1.9.4 then leaves its options as a
     list and its own denylist filter fails with "'list' object has no attribute 'update'" (an error reply in
-    the browser console and the server log). The app already tells the user; the picker stays where it was."""
+    the browser console and the server log). The app already tells the user; the picker stays where it was.
+
+    Its divider is a plain ``<hr>``: Panel's ``Divider`` names its stylesheet on Panel's CDN and only a page's
+    first render points it at the server, so the picker, built when its card is first opened, would ask the
+    CDN (a failed request offline)."""
+
+    def __init__(self, *args, **params) -> None:
+        super().__init__(*args, **params)
+        parts = list(self._composite)
+        self._composite[:] = [pn.pane.HTML("<hr style='margin:4px 0'>", margin=0, sizing_mode="stretch_width")
+                              if isinstance(p, pn.layout.Divider) else p for p in parts]
 
     def _filter_denylist(self, event) -> None:
         if not isinstance(self._selector.options, dict):
@@ -31,6 +41,15 @@ def _not(value) -> bool:
     return not value
 
 
+# the overlay switches of the display settings, as one group of check boxes: label -> parameter
+LAYERS = {"TP / FP / FN colouring": "errors", "Contours instead of fill": "outline", "Ground truth": "show_truth",
+          "Prediction": "show_prediction", "Crop boxes": "show_boxes"}
+
+
+def _layers_on(display) -> list[str]:
+    return [name for name in LAYERS.values() if getattr(display, name)]
+
+
 class Sidebar(pn.viewable.Viewer):
     """Every control of the left column; widgets are bound to the state's parameters."""
 
@@ -40,12 +59,13 @@ class Sidebar(pn.viewable.Viewer):
         super().__init__(**params)
         s, d = self.state, self.state.display
         labels = {s.choice_label(k): k for k in s.param.model.objects if k is not None}
+        plain = {"description": None}  # no tooltip where it would repeat the label
         self.model = pn.widgets.Select.from_param(s.param.model, label="Model", options=labels,
-                                                  css_classes=["model-select"])
+                                                  css_classes=["model-select"], **plain)
         self.compare_model = pn.widgets.Select.from_param(s.param.compare_model, label="Baseline for comparison",
-                                                          options={"(none)": None, **labels})
+                                                          options={"(none)": None, **labels}, **plain)
         busy = s.param.busy
-        self.demo = pn.widgets.Button.from_param(s.param.load_demo, label="Load demo case", disabled=busy)
+        self.demo = pn.widgets.Button.from_param(s.param.load_demo, label="Load demo case", disabled=busy, **plain)
         self.organ = pn.widgets.TextInput.from_param(s.param.organ, label="Organ label id(s)")
         self.coarse = pn.widgets.Button.from_param(s.param.coarse, label="Coarse", button_type="primary",
                                                    disabled=busy)
@@ -65,19 +85,28 @@ class Sidebar(pn.viewable.Viewer):
                                           css_classes=["round-slider"])
         self.round.param.watch(lambda e: setattr(s, "round_index", min(int(e.new), max(len(s.rounds) - 1, 0))),
                                "value")
-        self.worst = pn.widgets.Button.from_param(s.param.jump_to_error, label="Jump to the worst slice")
+        self.worst = pn.widgets.Button.from_param(s.param.jump_to_error, label="Jump to the worst slice", **plain)
         self.window = pn.widgets.Select.from_param(d.param.window, label="Window")
-        self.level = pn.widgets.FloatInput.from_param(d.param.level, label="Custom level (HU)", width=130)
-        self.width = pn.widgets.FloatInput.from_param(d.param.width, label="Custom width (HU)", width=130)
         self.opacity = pn.widgets.FloatSlider.from_param(d.param.opacity, label="Overlay opacity", step=0.05)
-        self.checks = [pn.widgets.Checkbox.from_param(p, name=n) for p, n in (
-            (d.param.errors, "TP / FP / FN colouring"), (d.param.outline, "Contours instead of fill"),
-            (d.param.show_truth, "Ground truth"), (d.param.show_prediction, "Prediction"),
-            (d.param.show_boxes, "Crop boxes"))]
+        # the custom level/width inputs are built when the custom window is first chosen
+        self.custom = pn.Row(visible=pn.bind(lambda w: w == "custom", d.param.window), margin=0)
+        self.level = self.width = None
+        d.param.watch(self._on_window, "window")
+        self.checks = pn.widgets.CheckBoxGroup(options=dict(LAYERS), value=_layers_on(d), inline=False,
+                                               css_classes=["layer-checks"])
+        self.checks.param.watch(lambda e: d.param.update({k: k in e.new for k in LAYERS.values()}), "value")
+        d.param.watch(lambda e: setattr(self.checks, "value", _layers_on(d)), list(LAYERS.values()))
         self.download = pn.widgets.FileDownload(
             callback=self._report, label="Export HTML report", button_type="success", embed=False,
             css_classes=["report-download"], disabled=busy,
             filename=pn.bind(lambda c: f"rstn_report_{c.case_id}.html" if c else "rstn_report.html", s.param.case))
+
+    def _on_window(self, event) -> None:
+        if event.new == "custom" and self.level is None:
+            d = self.state.display
+            self.level = pn.widgets.FloatInput.from_param(d.param.level, label="Custom level (HU)", width=130)
+            self.width = pn.widgets.FloatInput.from_param(d.param.width, label="Custom width (HU)", width=130)
+            self.custom.objects = [self.level, self.width]
 
     def _report(self):
         from . import report
@@ -94,17 +123,21 @@ class Sidebar(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            "### Model", self.model, self.compare_model,
-            "### Case", self.demo, self.organ,
-            pn.pane.Markdown("Other CTs: **Load another CT** above the images.", margin=(0, 10)),
-            "### Inference", pn.Row(self.coarse, self.step), self.run, pn.Row(self.cancel, self.reset), self.compare,
-            self.progress,
-            "### Navigation", self.round, self.worst,
-            pn.pane.Markdown("View and slice: the buttons and the slider above the image, or the ↑/↓ keys.",
-                             margin=(0, 10)),
-            "### Display", self.window, pn.Row(self.level, self.width), self.opacity, *self.checks,
-            "### Export", self.download,
+            _heading("Model"), self.model, self.compare_model,
+            _heading("Case"), self.demo, self.organ,
+            _heading("Inference", "Other CTs: <b>Load another CT</b> above the images."),
+            pn.Row(self.coarse, self.step), self.run, pn.Row(self.cancel, self.reset), self.compare, self.progress,
+            _heading("Navigation"), self.round, self.worst,
+            _heading("Display", "View and slice: the buttons and the slider above the image, or the ↑/↓ keys."),
+            self.window, self.custom, self.opacity, self.checks,
+            _heading("Export"), self.download,
             width=320, css_classes=["sidebar"])
+
+
+def _heading(title: str, note_before: str = "") -> pn.pane.HTML:
+    """A section title (plain HTML: no Markdown parsed per session), after a note that ends the previous one."""
+    note = f"<p style='margin:0 0 4px 0'>{note_before}</p>" if note_before else ""
+    return pn.pane.HTML(f"{note}<h3 style='margin:6px 0 0 0'>{title}</h3>", margin=(0, 10))
 
 
 class DataPanel(pn.viewable.Viewer):

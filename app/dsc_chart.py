@@ -1,60 +1,85 @@
-"""The convergence chart beside the viewer as one Bokeh figure built once per session: each round
-only replaces the points of its two series (no figure is rebuilt, no HoloViews plot per round)."""
+"""The convergence chart beside the viewer as a small inline SVG (no Panel, no Bokeh): one HTML string per
+round instead of a Bokeh figure of ~70 models per session.
+
+``dsc_chart_svg(rounds, stop_dsc)``: inter-round DSC (solid) and DSC vs truth (dashed) per round, the stop
+threshold (grey dashes), a legend; the points come from :func:`rstn_core.inference.summary.curve_points`
+(two empty masks give no inter-round point). Each point carries a ``<title>`` (the browser's tooltip).
+"""
 
 from __future__ import annotations
 
-import panel as pn
-import param
-from bokeh.models import ColumnDataSource, FixedTicker, Legend, LegendItem, Range1d, Span
-from bokeh.plotting import figure
+import html
+from collections.abc import Sequence
+from typing import Any
 
 from rstn_core.inference.summary import curve_points
 
 from . import display
-from .doc_push import DocPush
-from .state import SessionState
+
+WIDTH, HEIGHT = 520, 330
+LEFT, RIGHT, TOP, BOTTOM = 54, 16, 34, 48  # the frame's margins (px)
 
 
-class DscChart(pn.viewable.Viewer):
-    """Inter-round DSC (solid) and DSC vs truth (dashed) per round, with the stop threshold (grey dashes)."""
+def _scale(last: int) -> tuple[Any, Any]:
+    frame_w, frame_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    x0, x1 = -0.3, max(last, 1) + 0.3
 
-    state = param.ClassSelector(class_=SessionState)
+    def x(value: float) -> float:
+        return LEFT + (value - x0) / (x1 - x0) * frame_w
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        stop = self.state.stop_dsc()
-        fig = figure(frame_width=420, frame_height=240, x_range=Range1d(-0.3, 1.3), y_range=Range1d(0, 1.02),
-                     toolbar_location=None, x_axis_label="round", y_axis_label="DSC", width=520, height=330,
-                     title=f"DSC per round (grey dashes: stop at {stop})", css_classes=["dsc-chart"])
-        fig.xaxis.ticker = FixedTicker(ticks=[0, 1])
-        self.span = Span(location=stop, dimension="width", line_color="grey", line_dash="dashed", line_width=1)
-        fig.add_layout(self.span)
-        inter_color, truth_color = display.series_colors(0)
-        self.sources = {key: ColumnDataSource({"round": [], "dsc": []}) for key in ("inter", "truth")}
-        items = []
-        for key, label, color, dash in (("inter", "inter-round DSC", inter_color, "solid"),
-                                        ("truth", "DSC vs truth", truth_color, "dashed")):
-            line = fig.line("round", "dsc", source=self.sources[key], color=color, line_dash=dash, line_width=2)
-            dots = fig.scatter("round", "dsc", source=self.sources[key], color=color, size=7)
-            items.append(LegendItem(label=label, renderers=[line, dots]))
-        fig.add_layout(Legend(items=items, location="bottom_right"))
-        self.figure = fig
-        self._push = DocPush(self._flush)
-        self.state.param.watch(lambda *e: self._push.mark("rounds"), ["rounds"])
-        self._push.mark("rounds")
+    def y(value: float) -> float:
+        return TOP + (1.02 - value) / 1.02 * frame_h
 
-    def _flush(self, dirty: set[str]) -> None:
-        rounds = self.state.rounds
-        points = curve_points(rounds)
-        for key, source in self.sources.items():
-            pts = points[key]
-            source.data = {"round": [p[0] for p in pts], "dsc": [p[1] for p in pts]}
-        stop = self.state.stop_dsc()  # the model may have changed
-        self.span.location = stop
-        self.figure.title.text = f"DSC per round (grey dashes: stop at {stop})"
-        last = max(max((r.round for r in rounds), default=1), 1)
-        self.figure.x_range.update(start=-0.3, end=last + 0.3)
-        self.figure.xaxis.ticker = FixedTicker(ticks=list(range(last + 1)))
+    return x, y
 
-    def __panel__(self):
-        return pn.pane.Bokeh(self.figure)
+
+def _axes(last: int, x, y) -> list[str]:
+    parts = [f"<rect x='{LEFT}' y='{TOP}' width='{WIDTH - LEFT - RIGHT}' height='{HEIGHT - TOP - BOTTOM}' "
+             "fill='white' stroke='#ccc'/>"]
+    for tick in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        parts.append(f"<line x1='{LEFT}' x2='{WIDTH - RIGHT}' y1='{y(tick):.1f}' y2='{y(tick):.1f}' stroke='#eee'/>"
+                     f"<text x='{LEFT - 6}' y='{y(tick) + 4:.1f}' text-anchor='end'>{tick:.1f}</text>")
+    step = max(1, (last + 1) // 12)  # at most ~12 labels
+    for r in range(0, max(last, 1) + 1, step):
+        parts.append(f"<text x='{x(r):.1f}' y='{HEIGHT - BOTTOM + 16}' text-anchor='middle'>{r}</text>")
+    parts.append(f"<text x='{(LEFT + WIDTH - RIGHT) / 2:.0f}' y='{HEIGHT - 12}' text-anchor='middle'>round</text>"
+                 f"<text transform='translate(14 {(TOP + HEIGHT - BOTTOM) / 2:.0f}) rotate(-90)' "
+                 "text-anchor='middle'>DSC</text>")
+    return parts
+
+
+def _series(points: list[tuple[int, float]], color: str, dash: str, label: str, x, y) -> list[str]:
+    if not points:
+        return []
+    path = " ".join(f"{x(r):.1f},{y(v):.1f}" for r, v in points)
+    parts = [f"<polyline points='{path}' fill='none' stroke='{color}' stroke-width='2' stroke-dasharray='{dash}'/>"]
+    for r, v in points:
+        parts.append(f"<circle cx='{x(r):.1f}' cy='{y(v):.1f}' r='4' fill='{color}' data-round='{r}'>"
+                     f"<title>{html.escape(label)}: round {r}, {v:.4f}</title></circle>")
+    return parts
+
+
+def dsc_chart_svg(rounds: Sequence[Any], stop_dsc: float) -> str:
+    """The chart as one ``<svg>`` element (class ``dsc-chart``; ``data-points`` = inter-round points)."""
+    points = curve_points(rounds)
+    last = max((int(r.round) for r in rounds), default=1)
+    x, y = _scale(last)
+    inter_color, truth_color = display.series_colors(0)
+    title = html.escape(f"DSC per round (grey dashes: stop at {stop_dsc})")
+    parts = [f"<svg class='dsc-chart' xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
+             f"viewBox='0 0 {WIDTH} {HEIGHT}' font-family='sans-serif' font-size='11' "
+             f"data-points='{len(points['inter'])}' role='img' aria-label='{title}'>",
+             f"<text x='{LEFT}' y='18' font-size='13' font-weight='bold'>{title}</text>", *_axes(last, x, y),
+             f"<line x1='{LEFT}' x2='{WIDTH - RIGHT}' y1='{y(stop_dsc):.1f}' y2='{y(stop_dsc):.1f}' stroke='grey' "
+             "stroke-dasharray='5 4'/>"]
+    parts += _series(points["inter"], inter_color, "none", "inter-round DSC", x, y)
+    parts += _series(points["truth"], truth_color, "6 4", "DSC vs truth", x, y)
+    lx, ly = WIDTH - RIGHT - 150, HEIGHT - BOTTOM - 40
+    parts.append(f"<rect x='{lx - 6}' y='{ly - 12}' width='150' height='38' fill='white' stroke='#ddd'/>")
+    for i, (label, color, dash) in enumerate((("inter-round DSC", inter_color, "none"),
+                                              ("DSC vs truth", truth_color, "6 4"))):
+        yy = ly + i * 16
+        parts.append(f"<line x1='{lx}' x2='{lx + 24}' y1='{yy - 4}' y2='{yy - 4}' stroke='{color}' stroke-width='2' "
+                     f"stroke-dasharray='{dash}'/><text x='{lx + 30}' y='{yy}'>{label}</text>")
+    parts.append("</svg>")
+    return "".join(parts)

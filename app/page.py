@@ -11,6 +11,7 @@ round 0 and its prepared case) goes through ``pn.state.as_cached``; everything e
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,22 +25,41 @@ from rstn_core.types import Case
 from . import cases
 from .controls import DataPanel, Sidebar
 from .engines import EngineHandle, ModelChoice, choices_from_engines, describe_engine, get_engine, model_choices
+from .lazy import LazyCard, LazyTabs
 from .panels import ComparePanel, ConvergencePanel, ProbabilityPanel, SaliencyPanel
 from .state import SessionState
 from .viewer import SliceViewer
 
 GUIDE = """
-**New here?** RSTN segments a small organ (here the pancreas) in a CT in rounds.
-**Round 0** (*Coarse*): three networks look at the whole CT along the three views and guess where the
-organ is. **Each Step** zooms into a box around the previous guess and, through the *saliency
-transformation*, lets that guess brighten or dim the input before the fine network looks again.
+<b>New here?</b> RSTN segments a small organ (here the pancreas) in a CT in rounds.
+<b>Round 0</b> (<i>Coarse</i>): three networks look at the whole CT along the three views and guess where the
+organ is. <b>Each Step</b> zooms into a box around the previous guess and, through the <i>saliency
+transformation</i>, lets that guess brighten or dim the input before the fine network looks again.
 When two successive masks agree (inter-round DSC ≥ the threshold) the run stops.
-
-1. Look at the CT: ↑/↓ keys or the *Slice* slider; *View* switches axial / coronal / sagittal.
-2. Press **Step** a few times and watch the chart: blue = how much the mask still changes, red = how
-   close it is to the ground truth (yellow outline, when the case has one).
-3. Open **Saliency** to see what the fine network saw, **Compare** to run the stage-wise baseline (C2F).
+<ol>
+<li>Look at the CT: ↑/↓ keys or the <i>Slice</i> slider; <i>View</i> switches axial / coronal / sagittal.</li>
+<li>Press <b>Step</b> a few times and watch the chart: blue = how much the mask still changes, red = how
+close it is to the ground truth (yellow outline, when the case has one).</li>
+<li>Open <b>Saliency</b> to see what the fine net saw, <b>Compare</b> to run the stage-wise baseline (C2F).</li>
+</ol>
 """
+# a native <details>: folds in the browser with no server round trip and no widget models
+GUIDE_HTML = ("<details open class='guide-card'><summary><b>What is this? (a 1-minute guide)</b></summary>"
+              f"<div class='guide'>{GUIDE}</div></details>")
+
+
+def header_html(model: str, case: str, view: str, index: int, n: int, round_index: int, rounds: list,
+                status: str) -> str:
+    """The page's title and what is shown (model, CT, view/slice/round, last action) as HTML."""
+    shown = rounds[min(round_index, len(rounds) - 1)].round if rounds else "–"
+    e = html.escape
+    return ("<h2 style='margin:0'>RSTN Studio · finding the pancreas in a CT, round by round</h2>"
+            f"<div><b>Model:</b> <span data-testid='model-info'>{e(model)}</span></div>"
+            f"<div><b>CT:</b> <span data-testid='case-info'>{e(case or 'loading…')}</span></div>"
+            f"<div><b>Showing:</b> <span data-testid='nav-info'>{e(str(view))} slice {index}/{n - 1} · "
+            f"round {shown}</span></div>"
+            f"<div><b>Last action:</b> <span data-testid='status'>{e(status)}</span></div>")
+
 
 _LOCKS_GUARD = threading.Lock()
 _LOCKS: dict[str, threading.Lock] = {}
@@ -85,66 +105,57 @@ class App(pn.viewable.Viewer):
         super().__init__(state=SessionState(
             choices=_engine_choices(engines, root, device), engine_provider=provider,
             case_provider=(lambda: case) if case is not None else cases.demo_case,
-            shared=shared, share_case=case is None, data_root=root, name="session"), **params)
+            shared=shared, peek=peek, share_case=case is None, data_root=root, name="session"), **params)
         self._autostart = autostart
         self._started = False
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        if not served or self._case_is_ready():
+            # the state is complete before the widgets exist: each is built once with its final value (a
+            # warm server: the shared case and round 0 travel with the first page), not rebuilt by updates
+            self.start()
         self._page = self._layout(root)
 
     def start(self) -> None:
-        """Load the case and (with ``autostart``) compute round 0; called once, when the page is shown."""
+        """Load the case and (with ``autostart``) show round 0: at once when another session of this server
+        computed it already, else computed in a worker thread. Called once."""
         if self._started:
             return
         self._started = True
         self.state.param.trigger("load_demo")
-        if self._autostart and self.state.case is not None:
+        if self._autostart and self.state.case is not None and not self.state.start_from_cache():
             self.state.param.trigger("coarse")
 
     def _header(self) -> pn.Column:
+        """The title and what is shown as one HTML pane (replaced when any of it changes), and the error alert."""
         s = self.state
-        nav = pn.bind(lambda v, i, n, r, rounds: f"<b>Showing:</b> <span data-testid='nav-info'>{v} slice {i}"
-                      f"/{n - 1} · round {rounds[min(r, len(rounds) - 1)].round if rounds else '–'}</span>",
-                      s.param.view, s.param.slice_index, s.param.num_slices, s.param.round_index, s.param.rounds)
+        header = pn.pane.HTML(pn.bind(header_html, s.param.model_info, s.param.case_info, s.param.view,
+                                      s.param.slice_index, s.param.num_slices, s.param.round_index, s.param.rounds,
+                                      s.param.status), css_classes=["page-header"], margin=(0, 10))
         alert = pn.pane.Alert(pn.bind(lambda e: e or "", s.param.error), alert_type="danger",
                               visible=pn.bind(bool, s.param.error), css_classes=["error-alert"])
-        return pn.Column(
-            pn.pane.HTML("<h2 style='margin:0'>RSTN Studio · finding the pancreas in a CT, round by round</h2>"),
-            pn.pane.HTML(pn.bind(lambda m: f"<b>Model:</b> <span data-testid='model-info'>{m}</span>",
-                                 s.param.model_info)),
-            pn.pane.HTML(pn.bind(lambda c: f"<b>CT:</b> <span data-testid='case-info'>{c or 'loading…'}</span>",
-                                 s.param.case_info)),
-            pn.pane.HTML(nav),
-            pn.pane.HTML(pn.bind(lambda t: f"<b>Last action:</b> <span data-testid='status'>{t}</span>",
-                                 s.param.status)),
-            alert)
+        return pn.Column(header, alert)
 
     def _layout(self, root: Path) -> pn.Row:
+        """The first screen only: the tabs' contents and the data panel are built when first opened."""
         s = self.state
-        def tabs() -> pn.Tabs:
-            return pn.Tabs(("Saliency", SaliencyPanel(state=s)), ("Probabilities", ProbabilityPanel(state=s)),
-                           ("Compare RSTN vs C2F", ComparePanel(state=s)), dynamic=True)
-
-        # served: the chart and the tabs are built after the page (and its CT) is on screen;
-        # in a notebook (and its HTML export) they are built at once
-        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-        later = {"defer_load": True, "loading_indicator": True} if served else {}
+        self.tabs = LazyTabs([("Saliency", lambda: SaliencyPanel(state=s)),
+                              ("Probabilities", lambda: ProbabilityPanel(state=s)),
+                              ("Compare RSTN vs C2F", lambda: ComparePanel(state=s))])
+        self.data_card = LazyCard(lambda: DataPanel(state=s, root=root),
+                                  title="Load another CT: upload or server data folder",
+                                  css_classes=["data-card"], sizing_mode="stretch_width")
         return pn.Row(
             Sidebar(state=s),
             pn.Column(
                 self._header(),
-                pn.Card(pn.pane.Markdown(GUIDE, css_classes=["guide"]), title="What is this? (a 1-minute guide)",
-                        collapsed=False, sizing_mode="stretch_width", css_classes=["guide-card"]),
-                # rendered with the page (not in a dynamic tab): the file picker's styles are then served locally
-                pn.Card(DataPanel(state=s, root=root), title="Load another CT: upload or server data folder",
-                        collapsed=True, css_classes=["data-card"], sizing_mode="stretch_width"),
-                pn.Row(SliceViewer(state=s), pn.panel(lambda: ConvergencePanel(state=s), **later)),
-                pn.panel(tabs, **later)))
+                pn.pane.HTML(GUIDE_HTML, margin=(0, 10), sizing_mode="stretch_width"),
+                self.data_card,
+                pn.Row(SliceViewer(state=s), ConvergencePanel(state=s)),
+                self.tabs))
 
     def __panel__(self) -> pn.Row:
-        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-        if served and not self._case_is_ready():
+        if not self._started:
             pn.state.onload(self.start)  # the first session: the page appears at once, the case follows
-        else:
-            self.start()  # shared case already built, a notebook or a test: the CT travels with the page
         return self._page
 
     def _case_is_ready(self) -> bool:
@@ -157,6 +168,12 @@ class App(pn.viewable.Viewer):
         case = cases.cached_demo_case()
         return (choice is not None and case is not None
                 and (f"rstn-prepared:{choice.key}:demo:{case.case_id}",) in pn.state.cache)  # as_cached keys
+
+
+def peek(key: str) -> Any:
+    """What :func:`shared` holds under ``key`` (None when nothing is built yet); builds nothing."""
+    entry = pn.state.cache.get((key,))  # pn.state.as_cached stores (value, expiry) under (key,)
+    return None if entry is None else entry[0]
 
 
 def _shared_engines(choice: ModelChoice) -> EngineHandle:

@@ -6,6 +6,8 @@ numbers come from :mod:`rstn_core.inference.summary` (the same model the HTML re
 
 from __future__ import annotations
 
+import html
+
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -14,8 +16,9 @@ import param
 from rstn_core.inference.summary import curve_points
 
 from . import display
-from .dsc_chart import DscChart
+from .dsc_chart import dsc_chart_svg
 from .hvplots import ERROR_CMAP, PRED_COLOR, frame_size, image, overlay_layer, rectangles
+from .lazy import ShownPanel
 from .state import SessionState
 from .tables import rounds_table_html
 
@@ -46,31 +49,53 @@ def dsc_curves(series: dict, stop_dsc: float) -> hv.Overlay:
         xlim=(-0.3, max(last, 1) + 0.3), xticks=list(range(max(last, 1) + 1)), show_grid=True, toolbar=None)
 
 
+def _note(text: str) -> pn.pane.HTML:
+    """A line of text (HTML: nothing parsed per update)."""
+    return pn.pane.HTML(f"<p>{text}</p>", margin=(0, 10))
+
+
 def explanation_pane(state: SessionState) -> pn.pane.Alert:
     return pn.pane.Alert(pn.bind(lambda e: e, state.param.explanation), alert_type="warning",
                          visible=pn.bind(bool, state.param.explanation), css_classes=["empty-explanation"])
 
 
-class SaliencyPanel(pn.viewable.Viewer):
-    """The three weight channels g(P) on a fixed scale, and the transformed input or its difference."""
+class SaliencyPanel(ShownPanel):
+    """The three weight channels g(P) on a fixed scale, and the transformed input or its difference; its
+    controls are built the first time there is a saliency to show."""
 
     state = param.ClassSelector(class_=SessionState)
 
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._controls = pn.Column(margin=0)
+
+    def _add_controls(self) -> None:
+        if self._controls.objects:
+            return
+        d = self.state.display
+        self._controls.objects = [pn.Row(
+            pn.widgets.RadioButtonGroup.from_param(d.param.saliency_mode, label="Lower row"),
+            pn.widgets.FloatInput.from_param(d.param.saliency_span, label="g(P) scale: 1 ±", width=130),
+            pn.widgets.FloatInput.from_param(d.param.difference_span, label="difference scale: ±", width=130))]
+
     @param.depends("state.case", "state.view", "state.slice_index", "state.round_index", "state.rounds",
-                   "state.display.saliency_span", "state.display.difference_span", "state.display.saliency_mode")
+                   "state.display.saliency_span", "state.display.difference_span", "state.display.saliency_mode",
+                   "shown")
     def _content(self):
+        self.skip_if_hidden()
         s, d = self.state, self.state.display
         if s.case is None or not s.rounds:
-            return pn.pane.Markdown("Run the coarse stage and one step to see the saliency transformation.")
+            return _note("Run the coarse stage and one step to see the saliency transformation.")
         if len(s.rounds) == 1 and s.rounds[0].stopped:
-            return pn.pane.Markdown(f"No fine round ran: the run stopped after the coarse stage "
-                                    f"({s.rounds[0].stopped}). {s.explanation}")
+            return _note(f"No fine round ran: the run stopped after the coarse stage "
+                         f"({s.rounds[0].stopped}). {html.escape(s.explanation)}")
         if s.round_index == 0:
-            return pn.pane.Markdown("Round 0 is the coarse stage: the coarse nets saw the raw image. "
-                                    "Pick a round ≥ 1 (the **Round shown** slider) to see what the fine net saw.")
+            return _note("Round 0 is the coarse stage: the coarse nets saw the raw image. "
+                         "Pick a round ≥ 1 (the <b>Round shown</b> slider) to see what the fine net saw.")
         sal = s.saliency()
         if sal is None:
-            return pn.pane.Markdown("No saliency for this view and round.")
+            return _note("No saliency for this view and round.")
+        self._add_controls()
         geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
         size = frame_size(geom, SMALL)
         clim = (1.0 - d.saliency_span, 1.0 + d.saliency_span)
@@ -101,25 +126,21 @@ class SaliencyPanel(pn.viewable.Viewer):
         return pn.Column(caption, pn.pane.HoloViews(layout, css_classes=["saliency-plot"], linked_axes=False))
 
     def __panel__(self):
-        d = self.state.display
-        controls = pn.Row(
-            pn.widgets.RadioButtonGroup.from_param(d.param.saliency_mode, label="Lower row"),
-            pn.widgets.FloatInput.from_param(d.param.saliency_span, label="g(P) scale: 1 ±", width=130),
-            pn.widgets.FloatInput.from_param(d.param.difference_span, label="difference scale: ±", width=130))
-        return pn.Column(controls, self._content, css_classes=["saliency-panel"], name="saliency-panel")
+        return pn.Column(self._controls, self._content, css_classes=["saliency-panel"], name="saliency-panel")
 
 
-class ProbabilityPanel(pn.viewable.Viewer):
+class ProbabilityPanel(ShownPanel):
     """Per-view probabilities and the fused probability of the current round on this slice."""
 
     state = param.ClassSelector(class_=SessionState)
 
-    @param.depends("state.case", "state.view", "state.slice_index", "state.round_index", "state.rounds")
+    @param.depends("state.case", "state.view", "state.slice_index", "state.round_index", "state.rounds", "shown")
     def _content(self):
+        self.skip_if_hidden()
         s = self.state
         round_state = s.current_round
         if s.case is None or round_state is None:
-            return pn.pane.Markdown("No round yet.")
+            return _note("No round yet.")
         geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
         size = frame_size(geom, SMALL)
         items = []
@@ -136,26 +157,30 @@ class ProbabilityPanel(pn.viewable.Viewer):
 
 
 class ConvergencePanel(pn.viewable.Viewer):
-    """The chart of inter-round DSC (with the stop threshold) and DSC vs truth, and the numbers."""
+    """The chart of inter-round DSC (with the stop threshold) and DSC vs truth, and the numbers: one HTML
+    pane (an inline SVG and a table) replaced per round, and the explanation of an empty result."""
 
     state = param.ClassSelector(class_=SessionState)
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self.chart = DscChart(state=self.state)
+        self.pane = pn.pane.HTML(self.html(), css_classes=["convergence-numbers"], margin=(0, 10), width=560)
+        self.state.param.watch(self._update, ["rounds", "model"])
 
-    @param.depends("state.rounds")
-    def _numbers(self):
+    def html(self) -> str:
         s = self.state
         points = len(curve_points(s.rounds)["inter"])
-        note = pn.pane.HTML(f"<span data-testid='dsc-points'>{points}</span> inter-round DSC point(s)")
-        return pn.Column(note, pn.pane.HTML(rounds_table_html(s.rounds)))
+        return (f"{dsc_chart_svg(s.rounds, s.stop_dsc())}<div><span data-testid='dsc-points'>{points}</span> "
+                f"inter-round DSC point(s)</div>{rounds_table_html(s.rounds)}")
+
+    def _update(self, *events) -> None:
+        self.pane.object = self.html()
 
     def __panel__(self):
-        return pn.Column(explanation_pane(self.state), self.chart, self._numbers, css_classes=["convergence-panel"])
+        return pn.Column(explanation_pane(self.state), self.pane, css_classes=["convergence-panel"])
 
 
-class ComparePanel(pn.viewable.Viewer):
+class ComparePanel(ShownPanel):
     """RSTN next to the stage-wise baseline on the same case, at the slice where they differ most."""
 
     state = param.ClassSelector(class_=SessionState)
@@ -177,11 +202,12 @@ class ComparePanel(pn.viewable.Viewer):
         boxes = rectangles(display.box_rows(rounds, s.view, index, geom))
         return (ct * over * boxes).opts(title=title, fontsize={"title": 10})
 
-    @param.depends("state.case", "state.view", "state.slice_index", "state.rounds", "state.compare_rounds")
+    @param.depends("state.case", "state.view", "state.slice_index", "state.rounds", "state.compare_rounds", "shown")
     def _content(self):
+        self.skip_if_hidden()
         s = self.state
         if s.case is None or not s.rounds or not s.compare_rounds:
-            return pn.pane.Markdown("Press **Compare with baseline** to run both methods to convergence on this case.")
+            return _note("Press <b>Compare with baseline</b> to run both methods to convergence on this case.")
         geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
         differs = s.difference_slice()
         index = s.slice_index if differs is None else differs

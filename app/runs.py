@@ -68,8 +68,22 @@ class RunActions(param.Parameterized):
         engine, case = self.engine(key), self.case  # the engine refuses a case it cannot run (check_case)
         if self._shared_key is None:
             return await asyncio.to_thread(engine.start, case)
-        cache_key = f"rstn-round0:{self.choice(key).key}:{self._shared_key}"
-        return await asyncio.to_thread(self._shared, cache_key, lambda: engine.start(case))
+        return await asyncio.to_thread(self._shared, self._round0_key(key), lambda: engine.start(case))
+
+    def _round0_key(self, key: str | None = None) -> str:
+        return f"rstn-round0:{self.choice(key).key}:{self._shared_key}"
+
+    def start_from_cache(self) -> bool:
+        """Show round 0 of the shared case at once when a session of this server computed it already
+        (no worker thread, no second update of the page); False when it still has to be computed."""
+        if self._shared_key is None or self.busy or self.case is None or self.choice() is None:
+            return False
+        state = self._peek(self._round0_key())
+        if state is None:
+            return False
+        self._saliency_cache.clear()
+        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=status_line(state), progress=100)
+        return True
 
     async def _start(self) -> None:
         self.status = "coarse stage running…"

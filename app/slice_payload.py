@@ -14,7 +14,10 @@ about 136 x 136 x 80 voxels at 3 mm before it is sent.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +53,42 @@ def mask_array(mask: np.ndarray | None, step: int) -> np.ndarray:
     if mask is None:
         return np.zeros(0, dtype=np.uint8)
     return np.ascontiguousarray(strided(np.asarray(mask), step), dtype=bool).view(np.uint8).ravel()
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: OrderedDict = OrderedDict()  # (kind, id(source), step) -> (weak ref to source, array sent)
+SHARED_ARRAYS = 8
+
+
+def _shared(kind: str, source: np.ndarray | None, step: int, build: Callable[[Any, int], np.ndarray]) -> np.ndarray:
+    """``build(source, step)`` once per source array (by identity, while it lives): every session showing the
+    same case (the shared demo case, its shared round 0) gets the same read-only array, encoded for the
+    browser without a per-session copy."""
+    if source is None:
+        return build(source, step)
+    key = (kind, id(source), step)
+    with _SHARED_LOCK:
+        hit = _SHARED.get(key)
+        if hit is not None and hit[0]() is source:
+            _SHARED.move_to_end(key)
+            return hit[1]
+    out = build(source, step)
+    out.flags.writeable = False
+    with _SHARED_LOCK:
+        _SHARED[key] = (weakref.ref(source), out)
+        while len(_SHARED) > SHARED_ARRAYS:
+            _SHARED.popitem(last=False)
+    return out
+
+
+def shared_ct_array(hu: np.ndarray, step: int) -> np.ndarray:
+    """:func:`ct_array`, built once per CT array."""
+    return _shared("ct", hu, step, ct_array)
+
+
+def shared_mask_array(mask: np.ndarray | None, step: int) -> np.ndarray:
+    """:func:`mask_array`, built once per mask array."""
+    return _shared("mask", mask, step, mask_array)
 
 
 def frame_size(geom: display.DisplayGeometry, largest: int = FRAME) -> tuple[int, int]:

@@ -1,17 +1,19 @@
 // Draws the current slice of the main viewer in the browser (a Bokeh CustomJS body; app/viewer.py).
 // args: meta (JSON record of app/slice_payload.case_meta), nav (navigation chosen on the server), volume (ct int16, truth uint8), shown (pred
-// uint8), ct / truth / pred / boxes (the sources drawn), fig, xaxis, yaxis, slider, views (the view
+// uint8), images (the drawn layers: columns ct, truth, pred) / boxes (the sources drawn), fig, xaxis, yaxis, slider, views (the view
 // buttons), ct_mapper, truth_glyph, pred_glyph. The drawn data is set with {sync: false}: pixels never
 // travel to the server. The server follows the view buttons and the slider's value_throttled (keys:
 // debounced), and sends its own navigation through `nav`.
-const M = JSON.parse((meta.data.json && meta.data.json[0]) || "{}");
-if (!M.shape) return;
 const N0 = nav.data;
-if (cb_obj === nav && N0.seq[0] !== slider.__rstn_seq) {  // navigation chosen on the server (a jump, a case)
+// navigation chosen on the server (a jump, a case), applied once per `seq` whichever change comes first
+// (a new case's navigation can arrive before its record: it must not be lost)
+if (N0.seq[0] !== slider.__rstn_seq) {
   slider.__rstn_seq = N0.seq[0];
   views.setv({active: Math.max(0, views.labels.indexOf(N0.view[0]))}, {sync: false});
   slider.setv({end: N0.end[0], step: N0.step[0], value: N0.slice[0]}, {sync: false});
 }
+const M = JSON.parse((meta.data.json && meta.data.json[0]) || "{}");
+if (!M.shape) return;
 const name = views.labels[views.active];
 const V = M.views[name];
 if (cb_obj === views) {  // a view switch in the browser: open the view at its organ slice
@@ -76,9 +78,8 @@ if (p && M.show_prediction) {
 }
 
 const place = {x: [0], y: [0], dw: [V.dw], dh: [V.dh]};
-ct.setv({data: {image: [ndarray(hu, {shape: [W, H]})], ...place}}, quiet);
-truth.setv({data: {image: [ndarray(truthLayer, {shape: [W, H]})], ...place}}, quiet);
-pred.setv({data: {image: [ndarray(predLayer, {shape: [W, H]})], ...place}}, quiet);
+images.setv({data: {ct: [ndarray(hu, {shape: [W, H]})], truth: [ndarray(truthLayer, {shape: [W, H]})],
+                    pred: [ndarray(predLayer, {shape: [W, H]})], ...place}}, quiet);
 const rows = M.show_boxes ? V.boxes.filter((r) => r[0] === value) : [];
 boxes.setv({data: {left: rows.map((r) => r[1]), bottom: rows.map((r) => r[2]), right: rows.map((r) => r[3]),
                    top: rows.map((r) => r[4]), round: rows.map((r) => r[5]), color: rows.map((r) => r[6])}}, quiet);

@@ -68,16 +68,19 @@ class SessionState(RunActions, RoundViews):
     def __init__(self, choices: Sequence[engines.ModelChoice] | None = None,
                  engine_provider: Callable[[engines.ModelChoice], engines.EngineHandle] | None = None,
                  case_provider: Callable[[], Case] | None = None,
-                 shared: Callable[[str, Callable[[], Any]], Any] | None = None, share_case: bool = True,
+                 shared: Callable[[str, Callable[[], Any]], Any] | None = None,
+                 peek: Callable[[str], Any] | None = None, share_case: bool = True,
                  data_root: Path | None = None, **params: Any) -> None:
         """``shared(key, fn)``: a cache of deterministic results shared across sessions (the page passes
-        ``pn.state.as_cached``); used for the demo case's round 0 and its prepared case."""
+        ``pn.state.as_cached``); used for the demo case's round 0 and its prepared case. ``peek(key)``: what
+        that cache already holds under ``key`` (None if nothing), without building it."""
         super().__init__(**params)
         self.display = DisplaySettings()
         self._choices = {c.key: c for c in (engines.model_choices() if choices is None else choices)}
         self._engine_provider = engine_provider or engines.get_engine
         self._case_provider = case_provider or cases.demo_case
         self._shared = shared or (lambda key, fn: fn())
+        self._peek = peek or (lambda key: None)
         self._shared_key: str | None = None  # set while the case is the shared demo case
         self._share_case = share_case  # the case provider always returns the same case (the demo)
         self.data_root = Path(data_root) if data_root is not None else cases.data_root()

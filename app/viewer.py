@@ -19,7 +19,18 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, CustomJS, HoverTool, LinearColorMapper, RadioButtonGroup, Range1d, Slider
+from bokeh.models import (
+    ColumnDataSource,
+    CustomJS,
+    GlyphRenderer,
+    HoverTool,
+    Image,
+    LinearColorMapper,
+    Quad,
+    RadioButtonGroup,
+    Range1d,
+    Slider,
+)
 from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
@@ -94,8 +105,17 @@ class KeyNav(pn.custom.JSComponent):
     """
 
 
+def _renderer(fig, source: ColumnDataSource, glyph) -> GlyphRenderer:
+    """A glyph renderer without the selection / muted / hover copies ``figure.image`` would add (never used)."""
+    renderer = GlyphRenderer(data_source=source, glyph=glyph, nonselection_glyph=None, muted_glyph=None)
+    fig.renderers.append(renderer)
+    return renderer
+
+
 def _image_source() -> ColumnDataSource:
-    return ColumnDataSource({"image": [np.zeros((1, 1), dtype=np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]})
+    """One source for the three drawn layers (CT, truth, prediction): one place, three image columns."""
+    empty = [np.zeros((1, 1), dtype=np.float32)]
+    return ColumnDataSource({"ct": empty, "truth": empty, "pred": empty, "x": [0], "y": [0], "dw": [1], "dh": [1]})
 
 
 class SliceViewer(pn.viewable.Viewer):
@@ -138,17 +158,16 @@ class SliceViewer(pn.viewable.Viewer):
                      css_classes=["slice-viewer"])
         self.ct_mapper = LinearColorMapper(palette=Greys256, low=-135, high=215)
         overlay = LinearColorMapper(palette=OVERLAY_PALETTE, low=0.5, high=5.5, low_color=CLEAR)
-        sources = {name: _image_source() for name in ("ct", "truth", "pred")}
-        ct = fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=sources["ct"], color_mapper=self.ct_mapper)
-        layers = [fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=sources[name],
-                            color_mapper=overlay, global_alpha=0.6) for name in ("truth", "pred")]
+        images = _image_source()
+        ct = _renderer(fig, images, Image(image="ct", x="x", y="y", dw="dw", dh="dh", color_mapper=self.ct_mapper))
+        layers = [_renderer(fig, images, Image(image=name, x="x", y="y", dw="dw", dh="dh", color_mapper=overlay,
+                                               global_alpha=0.6)) for name in ("truth", "pred")]
         boxes = ColumnDataSource({k: [] for k in ("left", "bottom", "right", "top", "round", "color")})
-        fig.quad(left="left", right="right", bottom="bottom", top="top", source=boxes, fill_alpha=0,
-                 line_color="color", line_width=2)
-        fig.add_tools(HoverTool(renderers=[ct], tooltips=[("HU", "@image{0}"), ("mm", "$x{0.0}, $y{0.0}")]))
+        _renderer(fig, boxes, Quad(left="left", right="right", bottom="bottom", top="top", fill_alpha=0,
+                                   line_color="color", line_width=2))
+        fig.add_tools(HoverTool(renderers=[ct], tooltips=[("HU", "@ct{0}"), ("mm", "$x{0.0}, $y{0.0}")]))
         render = CustomJS(args=dict(meta=self.meta, nav=self.nav, volume=self.volume, shown=self.shown,
-                                    ct=sources["ct"], truth=sources["truth"],
-                                    pred=sources["pred"], boxes=boxes, fig=fig,
+                                    images=images, boxes=boxes, fig=fig,
                                     xaxis=fig.xaxis[0], yaxis=fig.yaxis[0], slider=self.slider, views=self.views,
                                     ct_mapper=self.ct_mapper, truth_glyph=layers[0].glyph,
                                     pred_glyph=layers[1].glyph), code=RENDER_JS)
@@ -159,7 +178,7 @@ class SliceViewer(pn.viewable.Viewer):
         self.views.js_on_change("active", render)
         self.views.on_change("active", self._on_views)
         self.figure = fig
-        self.note = pn.pane.HTML("", css_classes=["grid-note"], margin=(0, 10))
+        self.note = pn.pane.HTML(legend_html(), css_classes=["grid-note"], margin=(0, 10))  # + the grid note
         self.keys = KeyNav(target=self.uid)
 
     # --- server -> browser: batched, on the document's own tick ---------------------------------
@@ -184,12 +203,13 @@ class SliceViewer(pn.viewable.Viewer):
             return
         if "volume" in dirty:
             self.step = slice_payload.display_step(s.case.image.shape)
-            self.volume.data = {"ct": [slice_payload.ct_array(s.case.image.data, self.step)],
-                                "truth": [slice_payload.mask_array(s.case.label, self.step)]}
-            self.note.object = slice_payload.grid_note(s.case.image.shape, self.step)
+            self.volume.data = {"ct": [slice_payload.shared_ct_array(s.case.image.data, self.step)],
+                                "truth": [slice_payload.shared_mask_array(s.case.label, self.step)]}
+            note = slice_payload.grid_note(s.case.image.shape, self.step)
+            self.note.object = legend_html() + (f"<div>{note}</div>" if note else "")
         if "shown" in dirty:
             mask = s.current_mask()
-            self.shown.data = {"pred": [slice_payload.mask_array(mask, self.step)]}
+            self.shown.data = {"pred": [slice_payload.shared_mask_array(mask, self.step)]}
         if "slider" in dirty:
             n = display.num_slices(s.case.image.shape, s.view)
             index = int(np.clip(s.slice_index, 0, n - 1))
@@ -231,6 +251,4 @@ class SliceViewer(pn.viewable.Viewer):
     def __panel__(self):
         # the Bokeh models carry their own css classes (a Bokeh pane hands its model over unwrapped)
         return pn.Column(pn.pane.Bokeh(self.views), pn.pane.Bokeh(self.slider), pn.pane.Bokeh(self.figure),
-                         self.keys, self.note,
-                         pn.pane.HTML(legend_html(), margin=(0, 10)),
-                         css_classes=["viewer-column"])
+                         self.keys, self.note, css_classes=["viewer-column"])

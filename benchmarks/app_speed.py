@@ -57,19 +57,57 @@ def engine_times(steps: int) -> dict:
             "round0_s": start, "step_s": step_times, "saliency_view_s": saliency}
 
 
-def session_build_times(n: int) -> dict:
-    """Server CPU to build one session's page (Bokeh models) once the shared caches are warm."""
+def _app_package(ref: str | None):
+    """``app`` of this tree, or (``ref``) the app of a git revision loaded beside it as ``app_ref`` (its
+    relative imports stay inside it; both share Panel's cache, so the demo's round 0 is computed once)."""
+    import importlib
+    import importlib.util
+
+    if ref is None:
+        return importlib.import_module("app.page")
+    out = Path(tempfile.mkdtemp(prefix="app-ref-"))
+    archive = subprocess.run(["git", "archive", ref, "app"], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    spec = importlib.util.spec_from_file_location("app_ref", out / "app" / "__init__.py",
+                                                  submodule_search_locations=[str(out / "app")])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app_ref"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("app_ref.page")
+
+
+def session_build_times(n: int, ref: str | None = None) -> dict:
+    """Server work to build one session's first page once the shared caches are warm: the page's Bokeh
+    models and their serialisation for the browser (``doc.to_json``), in CPU seconds of this process
+    (robust to other work on the machine) and wall seconds; with ``ref``, the app of that git revision
+    measured alternately in the same process (the ratio is what counts on a noisy machine)."""
+    import holoviews as hv
+    import panel as pn
     from bokeh.document import Document
 
-    from app.page import App
+    pn.extension("filedropper")
+    hv.extension("bokeh")
+    pages = {"now": _app_package(None)}
+    if ref:
+        pages[ref] = _app_package(ref)
 
-    App().__panel__().get_root(Document())  # warm: engines, demo case, round 0 in the cross-session cache
-    times = []
+    def build(page) -> tuple[float, float, int]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        doc = Document()
+        doc.add_root(page.App().__panel__().get_root(doc))
+        doc.to_json()
+        return time.process_time() - cpu, time.perf_counter() - wall, len(doc.models)
+
+    for page in pages.values():
+        build(page)  # warm: engines, demo case, round 0 in the cross-session cache
+    out: dict = {}
     for _ in range(n):
-        t0 = time.perf_counter()
-        App().__panel__().get_root(Document())
-        times.append(time.perf_counter() - t0)
-    return {"session_build_s": times}
+        for name, page in pages.items():
+            cpu, wall, models = build(page)
+            rec = out.setdefault(name, {"cpu_s": [], "wall_s": [], "models": models})
+            rec["cpu_s"].append(cpu)
+            rec["wall_s"].append(wall)
+    return {"session_build": out, "session_build_s": out["now"]["wall_s"]}
 
 
 def slice_server_times(n: int) -> dict:
@@ -174,6 +212,7 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
 
     proc = psutil.Process(server_pid)
     rss_before = proc.memory_info().rss
+    cpu_before, machine_before = sum(proc.cpu_times()[:2]), psutil.cpu_times()
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(sessions)]
     pages = []
     t0 = time.perf_counter()
@@ -190,12 +229,16 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
         ready.append(time.perf_counter() - t0)
     log(f"classroom: {sessions} sessions drew the CT after {[round(r, 1) for r in drawn]} s, "
         f"round 0 after {[round(r, 1) for r in ready]} s")
+    cpu_server = sum(proc.cpu_times()[:2]) - cpu_before  # what the server process spent on the classroom
+    machine = psutil.cpu_times()
+    busy = sum(getattr(machine, k) - getattr(machine_before, k) for k in ("user", "system", "nice"))
     case_ids = {page.get_by_test_id("case-info").inner_text().split(" ")[0] for page in pages}
     rss_peak = proc.memory_info().rss
     for context in contexts:
         context.close()
     time.sleep(5)
     return {"sessions": sessions, "ct_drawn_s": drawn, "ready_s": ready, "case_ids": sorted(case_ids),
+            "server_cpu_s": cpu_server, "machine_busy_cpu_s": busy,
             "server_rss_mb_before": rss_before / 2**20, "server_rss_mb_all_open": rss_peak / 2**20,
             "server_rss_mb_after_close": proc.memory_info().rss / 2**20}
 
@@ -227,11 +270,17 @@ def browser_times(n: int, sessions: int) -> dict:
 
 def _summary(out: dict) -> list[str]:
     med = statistics.median
-    e = out["engine"]
-    lines = [f"model: {e['model']}", f"case: {e['case']}", f"torch threads {out['cpu_threads']} / {out['os_cpus']}",
-             f"engine load {e['load_s']:.2f} s, round 0 {e['round0_s']:.2f} s, steps "
-             f"{', '.join(f'{s:.2f}' for s in e['step_s'])} s, saliency view {e['saliency_view_s'] * 1000:.1f} ms",
-             f"server work per browser slice change median {med(out['server']['slice_update_s']) * 1000:.1f} ms"]
+    lines = [f"torch threads {out['cpu_threads']} / {out['os_cpus']}; load average at start "
+             f"{out['load_average_start'][0]:.2f}, at end {out['load_average_end'][0]:.2f}"]
+    e = out.get("engine")
+    if e:
+        lines += [f"model: {e['model']}", f"case: {e['case']}",
+                  f"engine load {e['load_s']:.2f} s, round 0 {e['round0_s']:.2f} s, steps "
+                  f"{', '.join(f'{s:.2f}' for s in e['step_s'])} s, saliency view {e['saliency_view_s'] * 1000:.1f} ms"]
+    lines.append(f"server work per browser slice change median {med(out['server']['slice_update_s']) * 1000:.1f} ms")
+    for name, rec in out["server"]["session_build"].items():
+        lines.append(f"page build ({name}): {rec['models']} Bokeh models, CPU median {med(rec['cpu_s']):.3f} s "
+                     f"(wall median {med(rec['wall_s']):.3f} s) over {len(rec['cpu_s'])} builds")
     b = out.get("browser")
     if b:
         s = b["new_slice_s"]
@@ -247,7 +296,9 @@ def _summary(out: dict) -> list[str]:
             lines.append(f"classroom {c['sessions']} sessions: CT drawn median {med(c['ct_drawn_s']):.1f} s, max "
                          f"{max(c['ct_drawn_s']):.1f} s; round 0 on screen median {med(c['ready_s']):.1f} s, "
                          f"max {max(c['ready_s']):.1f} s; server RSS {c['server_rss_mb_before']:.0f} -> "
-                         f"{c['server_rss_mb_all_open']:.0f} -> {c['server_rss_mb_after_close']:.0f} MB")
+                         f"{c['server_rss_mb_all_open']:.0f} -> {c['server_rss_mb_after_close']:.0f} MB; server CPU "
+                         f"{c['server_cpu_s']:.1f} s of {c['machine_busy_cpu_s']:.1f} CPU s used on the machine "
+                         "meanwhile (the rest: the browsers, the benchmark, other work)")
     return lines
 
 
@@ -257,19 +308,26 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="engine rounds after round 0 to time")
     parser.add_argument("--sessions", type=int, default=20, help="sessions opened at once (0: skip)")
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--builds", type=int, default=5, help="page builds to time in-process")
+    parser.add_argument("--compare-ref", default=None,
+                        help="also time the page build of this git revision's app/ (e.g. a commit before a change)")
+    parser.add_argument("--no-engine", action="store_true", help="skip the engine timings (round 0 and steps)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
     import torch  # only to report the thread count the engine ran with
 
     out = {"cpu_threads": torch.get_num_threads(), "os_cpus": os.cpu_count()}
-    out["engine"] = engine_times(args.steps)
-    log(f"engine {out['engine']}")
+    out["load_average_start"] = os.getloadavg()
+    if not args.no_engine:
+        out["engine"] = engine_times(args.steps)
+        log(f"engine {out['engine']}")
     out["server"] = slice_server_times(args.slices)
-    out["server"].update(session_build_times(3))
+    out["server"].update(session_build_times(args.builds, args.compare_ref))
     log(f"server {out['server']}")
     if not args.no_browser and Path(CHROMIUM).exists():
         out["browser"] = browser_times(args.slices, args.sessions)
+    out["load_average_end"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     sys.stdout.write("\n".join(_summary(out)) + "\n")

@@ -196,3 +196,62 @@ def test_engines_may_be_a_factory_of_the_method():
     assert s.error == "" and len(s.rounds) == 1 and made == ["rstn"]  # the baseline is built when needed
     s.param.trigger("compare")
     assert made == ["rstn", "c2f"] and s.compare_rounds[-1].stopped
+
+
+# The first page of a new session: what its first screen shows, nothing more (the per-session page build
+# queued a classroom of 20 sessions: 296 Bokeh models before the tabs and the data panel were built lazily).
+FIRST_PAGE_MODELS = 170
+
+
+def _first_page(app: App):
+    from bokeh.document import Document
+
+    doc = Document()
+    doc.add_root(app.__panel__().get_root(doc))
+    return doc
+
+
+def test_a_new_session_builds_only_its_first_screen():
+    from app.controls import DataFolderPicker
+
+    app = _app()
+    doc = _first_page(app)
+    assert len(doc.models) <= FIRST_PAGE_MODELS, len(doc.models)
+    assert set(app.tabs.built) == {0} and app.data_card.content is None  # only the open tab, no data panel
+    names = {type(m).__name__ for m in doc.models}
+    assert "FileDropper" not in names and "Tabs" in names
+    app.data_card.card.collapsed = False  # opened: built now, once
+    assert isinstance(app.data_card.content, DataPanel)
+    assert isinstance(app.data_card.content.picker, DataFolderPicker)
+    app.data_card.card.collapsed = True
+    app.data_card.card.collapsed = False
+    assert len(app.data_card.card.objects) == 1  # not built twice
+
+
+def test_tabs_are_built_when_opened_and_hidden_ones_stop_updating():
+    from app.panels import ComparePanel, SaliencyPanel
+
+    app = _app()
+    s = app.state
+    assert isinstance(app.tabs.built[0], SaliencyPanel) and not app.tabs.built[0]._controls.objects  # round 0
+    app.tabs.tabs.active = 2
+    compare = app.tabs.built[2]
+    assert isinstance(compare, ComparePanel) and compare.shown and not app.tabs.built[0].shown
+    s.param.trigger("step")  # a round with the saliency tab hidden: it does not compute a saliency
+    assert s._saliency_cache == {} and 1 not in app.tabs.built
+    app.tabs.tabs.active = 0  # opened again: brought up to date (and its controls built)
+    assert app.tabs.built[0].shown and not compare.shown
+    assert len(s._saliency_cache) == 1 and app.tabs.built[0]._controls.objects
+
+
+def test_the_shared_case_and_round_0_are_sent_as_the_same_arrays():
+    """Sessions on the shared demo case show its round 0 at once (no second computation, no worker
+    thread) and hand the browser the same read-only arrays (encoded without a per-session copy)."""
+    engine = StubEngine()
+    apps = [App(engines={"rstn": engine}) for _ in range(2)]
+    viewers = [SliceViewer(state=a.state) for a in apps]
+    assert [c[0] for c in engine.calls].count("start") == 1
+    assert all(len(a.state.rounds) == 1 and a.state.progress == 100 for a in apps)
+    first, second = (v.volume.data["ct"][0] for v in viewers)
+    assert first is second and not first.flags.writeable
+    assert viewers[0].shown.data["pred"][0] is viewers[1].shown.data["pred"][0]

@@ -335,6 +335,17 @@ def test_compare_is_readable(app_page, server, console_problems):
     assert _server_problems(server[1]) == [], server[1].read_text()[-4000:]
 
 
+def test_a_cold_first_session_draws_the_slice_the_server_chose(server, browser_context, console_problems):
+    """The first session of fresh engines loads its case after the page (onload): the case's navigation may
+    reach the browser before its record, and must still be applied (the browser drew slice 0 while the
+    header said the organ's slice)."""
+    page = _open(browser_context, f"{server[0]}/stub_app?step_delay=0.01", console_problems)  # new engines
+    match = re.search(r"slice (\d+)/", page.get_by_test_id("nav-info").inner_text())
+    assert match and int(match.group(1)) > 0
+    _wait_drawn(page, f"d.value === {int(match.group(1))} && d.view === 'axial'", timeout_ms=30_000)
+    page.close()
+
+
 def test_step_after_a_stop_does_nothing(server, browser_context, console_problems):
     page = _open(browser_context, f"{server[0]}/stub_app", console_problems)
     page.get_by_role("button", name="Run to convergence").click()
