@@ -188,6 +188,8 @@ def get_engine(choice: ModelChoice) -> EngineHandle:
 def describe_engine(choice: ModelChoice, engine: Any) -> str:
     """'name — method, trained/untrained, views, preset' for the page header."""
     trained = "trained" if choice.trained else "UNTRAINED"
+    if choice.trained and getattr(engine, "trained_on", None):
+        trained = f"trained on {engine.trained_on}"
     parts = [choice.label, choice.method.upper(), trained]
     data_config = getattr(engine, "data_config", None)
     if data_config is not None:

@@ -39,6 +39,7 @@ from rstn_core.inference.parallel import ordered_map, resolve_parallelism
 from rstn_core.inference.postprocess import keep_large_components
 from rstn_core.inference.protocol import ViewModel
 from rstn_core.inference.state import RoundState, SaliencyView, cast, truth_dsc
+from rstn_core.inference.summary import trained_on
 from rstn_core.intensity import normalize_hu
 from rstn_core.precision import resolve_precision
 from rstn_core.resample import resample_case
@@ -97,6 +98,8 @@ class RSTNEngine:
             raise RstnError(str(exc)) from None
         # how many network calls run at once (CPU: side by side in worker threads), recorded like the precision
         self.parallelism = resolve_parallelism(self.config.workers, self.device)
+        #: what the models were trained on, in words (from the bundle's meta; None when unknown)
+        self.trained_on: str | None = None
 
     @classmethod
     def from_bundle(cls, bundle: Any, config: InferenceConfig | None = None, device: str | torch.device = "cpu"):
@@ -108,12 +111,16 @@ class RSTNEngine:
         if config is None:
             fusion, fine_fusion = method_fusion(bundle.method)
             config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
-        return cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing)
+        engine = cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing)
+        engine.trained_on = trained_on(getattr(bundle, "meta", None))
+        return engine
 
     def with_config(self, **changes: Any) -> RSTNEngine:
         """A new engine sharing these models with some :class:`InferenceConfig` fields changed."""
-        return RSTNEngine(dict(self.models), self.data_config, self.config.replace(**changes), self.device,
-                          spacing=self.spacing)
+        engine = RSTNEngine(dict(self.models), self.data_config, self.config.replace(**changes), self.device,
+                            spacing=self.spacing)
+        engine.trained_on = self.trained_on
+        return engine
 
     # ------------------------------------------------------------------ public steps
     def prepare(self, case: Case) -> Case:

@@ -341,3 +341,14 @@ def test_bundles_under_the_data_root_are_offered_and_run(tmp_path, monkeypatch):
     s.param.trigger("coarse")
     assert s.error == "" and len(s.rounds) == 1
     assert set(s.rounds[0].view_probs) == {View.AXIAL}
+
+
+def test_an_engine_given_to_the_app_is_described_with_its_training_data():
+    """A notebook passes engines, not bundles: the header still says what the model learned from."""
+    engine = make_engine("rstn")
+    engine.trained_on = "24 synthetic phantoms (seed 0, anatomy version 2)"
+    choice = app_engines.choices_from_engines({"rstn": engine})[0]
+    text = app_engines.describe_engine(choice, engine)
+    assert "trained on 24 synthetic phantoms (seed 0, anatomy version 2)" in text
+    del engine.trained_on
+    assert " · trained" in app_engines.describe_engine(choice, engine)

@@ -23,3 +23,11 @@ def test_built_in_bundles_say_they_were_tuned_on_the_demo_cases_anatomy():
         meta = load_bundle(DEMO / f"{method}.rstn").meta
         assert meta["phantom_anatomy"] == DEMO_ANATOMY
         assert f"anatomy version {DEMO_ANATOMY}" in trained_on(meta)
+
+
+def test_an_engine_from_a_bundle_says_what_it_was_trained_on_and_keeps_it_across_configs():
+    from rstn_core.inference.engine import RSTNEngine
+
+    engine = RSTNEngine.from_bundle(load_bundle(DEMO / "rstn.rstn"))
+    assert engine.trained_on == f"24 synthetic phantoms (seed 0, anatomy version {DEMO_ANATOMY})"
+    assert engine.with_config(max_rounds=2).trained_on == engine.trained_on
