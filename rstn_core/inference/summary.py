@@ -77,9 +77,11 @@ def ending(rounds: Sequence[Any]) -> str:
         return "no rounds yet"
     last = rounds[-1]
     dsc = format_dsc(last.dsc_vs_truth, getattr(last, "dsc_grid", None))
+    fine = int(last.round)  # rounds are numbered from 0 (the coarse stage), as max_rounds counts the fine ones
+    done = "round 0 only" if fine == 0 else f"round 0 + {fine} fine round{'s' if fine != 1 else ''}"
     if last.stopped:
-        return f"{len(rounds)} round(s), stopped ({last.stopped}); final DSC vs truth {dsc}"
-    return f"{len(rounds)} round(s), not stopped yet (stepped by hand); latest DSC vs truth {dsc}"
+        return f"{done}, stopped ({last.stopped}); final DSC vs truth {dsc}"
+    return f"{done}, not stopped yet (stepped by hand); latest DSC vs truth {dsc}"
 
 
 def explain_empty(rounds: Sequence[Any], trained_on: str | None = None,

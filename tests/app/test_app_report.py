@@ -37,6 +37,7 @@ def test_report_is_self_contained(finished_state, tmp_path):
     rounds = finished_state.rounds
     assert text.count("<tr><td>") == len(rounds) + len(finished_state.compare_rounds)
     assert "stop_dsc" in text and "phantom-0" in text
+    assert "white-space:pre-wrap" in text  # the settings' long model line wraps instead of running off the page
 
 
 def test_report_without_rounds(finished_state):

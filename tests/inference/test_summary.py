@@ -31,3 +31,17 @@ def test_an_engine_from_a_bundle_says_what_it_was_trained_on_and_keeps_it_across
     engine = RSTNEngine.from_bundle(load_bundle(DEMO / "rstn.rstn"))
     assert engine.trained_on == f"24 synthetic phantoms (seed 0, anatomy version {DEMO_ANATOMY})"
     assert engine.with_config(max_rounds=2).trained_on == engine.trained_on
+
+
+def test_the_ending_counts_fine_rounds_as_max_rounds_does():
+    """A run to max_rounds = 10 reads '10 fine rounds', not '11 rounds'."""
+    from types import SimpleNamespace
+
+    from rstn_core.inference.summary import ending
+
+    rounds = [SimpleNamespace(round=r, dsc_vs_truth=0.5, dsc_grid="input", stopped=None) for r in range(11)]
+    rounds[-1].stopped = "max-rounds"
+    assert ending(rounds).startswith("round 0 + 10 fine rounds, stopped (max-rounds)")
+    assert ending(rounds[:1]).startswith("round 0 only, not stopped yet")
+    assert ending(rounds[:2]).startswith("round 0 + 1 fine round, not stopped")
+    assert ending([]) == "no rounds yet"
