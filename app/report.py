@@ -35,7 +35,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}caption{font-weight:bold;text-align:left}img{max-width:100%}
-.legend span{margin-right:12px}pre{background:#f6f6f6;padding:8px;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
+.legend span{margin-right:12px}
+pre{background:#f6f6f6;padding:8px;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 
