@@ -53,6 +53,25 @@ def test_source_coords_align_the_field_of_view_edges():
     assert np.allclose(source_coords(3, 3), [0.0, 1.0, 2.0])
 
 
+def test_each_axis_is_filtered_then_sampled_as_one_matrix_product():
+    """The operator form equals a Gaussian (edges repeated) then linear sampling of the data itself."""
+    from scipy import ndimage
+
+    from rstn_core.resample import axis_operator, resample_axis
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.0, 300.0, size=(37, 5, 4)).astype(np.float32)
+    for n_out in (11, 37, 60):  # shrink (anti-aliased), same size, grow (linear only)
+        factor = 37 / n_out
+        ref = x if factor <= 1 else ndimage.gaussian_filter1d(x, sigma=(factor - 1) / 2, axis=0, mode="nearest",
+                                                                truncate=3.0)
+        ref = resample_axis(ref, 0, source_coords(37, n_out), order=1)
+        got = np.tensordot(axis_operator(37, n_out), x, axes=(1, 0))
+        np.testing.assert_allclose(got, ref, atol=1e-3)
+    constant = np.full((37, 3, 3), -1000.0, np.float32)  # a constant stays constant (rows sum to 1)
+    np.testing.assert_allclose(np.tensordot(axis_operator(37, 11), constant, axes=(1, 0)), -1000.0, rtol=1e-5)
+
+
 def test_model_grid_keeps_the_world_position_of_the_field_of_view():
     case = physical_case((1.0, 1.0, 1.5))
     work = resample_case(case, (3.0, 3.0, 3.0))
