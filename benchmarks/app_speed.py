@@ -17,6 +17,7 @@ Readiness is checked on the server log and a static file (no session is opened b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,28 +245,37 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
             "server_rss_mb_after_close": proc.memory_info().rss / 2**20}
 
 
-def browser_times(n: int, sessions: int) -> dict:
-    from playwright.sync_api import sync_playwright
-    from test_app_ui import FLAGS, _free_port, start_server, wait_until_serving
+@contextlib.contextmanager
+def served_app() -> Iterator[tuple[int, subprocess.Popen]]:
+    """``panel serve app/`` on a free port as the browser tests start it: yields (port, process) once it serves
+    (readiness read from its log, no session opened), and stops it afterwards."""
+    from test_app_ui import _free_port, start_server, wait_until_serving
 
     port = _free_port()
     log_path = Path(tempfile.mkdtemp()) / "panel.log"
     proc = start_server(log_path, port)
     try:
         wait_until_serving(port, log_path, proc)
-        url = f"http://localhost:{port}/app"
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-            out = single_session(browser, url, n)
-            if sessions:
-                out["classroom"] = classroom(browser, url, sessions, proc.pid)
-            browser.close()
+        yield port, proc
     finally:
         proc.terminate()
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def browser_times(n: int, sessions: int) -> dict:
+    from playwright.sync_api import sync_playwright
+    from test_app_ui import FLAGS
+
+    with served_app() as (port, proc), sync_playwright() as p:
+        url = f"http://localhost:{port}/app"
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        out = single_session(browser, url, n)
+        if sessions:
+            out["classroom"] = classroom(browser, url, sessions, proc.pid)
+        browser.close()
     return out
 
 

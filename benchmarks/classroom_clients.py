@@ -16,12 +16,11 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "app"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # app_speed (which puts tests/app on the path)
 
 
 def pull_reply_seconds(ws_url: str, t0: float) -> tuple[float, int]:
@@ -46,13 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=1, help="classrooms in a row on the same warm server")
     args = parser.parse_args(argv)
-    from test_app_ui import _free_port, start_server, wait_until_serving
+    from app_speed import served_app
 
-    port = _free_port()
-    log_path = Path(tempfile.mkdtemp()) / "panel.log"
-    proc = start_server(log_path, port)
-    try:
-        wait_until_serving(port, log_path, proc)
+    with served_app() as (port, _):
         ws_url = f"ws://127.0.0.1:{port}/app/ws"
         print(f"load average {os.getloadavg()[0]:.2f}; warm-up session (cold cache: round 0 computed once) ...")
         first, size = pull_reply_seconds(ws_url, time.perf_counter())
@@ -72,9 +67,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"classroom {r + 1}: {args.sessions} sessions, page received after median "
                   f"{statistics.median(times):.1f} s, max {max(times):.1f} s "
                   f"({', '.join(f'{t:.1f}' for t in sorted(times))}); load average {os.getloadavg()[0]:.2f}")
-    finally:
-        proc.terminate()
-        proc.wait(30)
     return 0
 
 
