@@ -1,6 +1,6 @@
 """Changes to raw Bokeh models from any session callback: batched and applied on the session document's
-own tick (in order, with the document lock) once the page is served, or at once while the page is being
-built (they then travel with the page) and outside a server (a notebook, a test)."""
+own tick (in order, with the document lock) once the page has a server session, or at once while the page is
+being built (they then travel with the page) and outside a server (a notebook, a test)."""
 
 from __future__ import annotations
 
@@ -18,24 +18,20 @@ class DocPush:
         self._flush = flush
         self._dirty: set[str] = set()
         self._scheduled = False
-        # until the page is loaded the models are not yet served: changes then travel with the page
-        self._building = self._doc is not None and not pn.state.loaded
-        if self._building:
-            pn.state.onload(self._loaded)
 
     @property
     def building(self) -> bool:
-        """Changes go straight into the models (not served yet, or no server at all)."""
-        return self._doc is None or self._building
-
-    def _loaded(self) -> None:
-        self._building = False
+        """Changes go straight into the models: no server, or the page still being built (Bokeh creates the
+        session's ``ServerSession`` only after the app has built the page). From then on a change from a
+        callback or a task resumed after a worker thread must take the document lock, also before the
+        browser reports the page loaded (a direct write then raised Bokeh's ``_pending_writes`` error)."""
+        return self._doc is None or getattr(self._doc.session_context, "session", None) is None
 
     def mark(self, *parts: str) -> None:
         self._dirty.update(parts)
         if self._scheduled:
             return
-        if self._doc is None or self._building:  # a notebook, a test, or the page being built: apply now
+        if self.building:  # a notebook, a test, or the page being built: apply now
             self._run()
             return
         self._scheduled = True
