@@ -208,8 +208,10 @@ class SliceViewer(pn.viewable.Viewer):
             note = slice_payload.grid_note(s.case.image.shape, self.step)
             self.note.object = legend_html() + (f"<div>{note}</div>" if note else "")
         if "shown" in dirty:
-            mask = s.current_mask()
-            self.shown.data = {"pred": [slice_payload.shared_mask_array(mask, self.step)]}
+            # only round 0 can be the same array in many sessions (the shared demo case's cached round 0); a
+            # session's own rounds would push the shared CT and truth out of the small shared cache
+            encode = slice_payload.shared_mask_array if s.round_index == 0 else slice_payload.mask_array
+            self.shown.data = {"pred": [encode(s.current_mask(), self.step)]}
         if "slider" in dirty:
             n = display.num_slices(s.case.image.shape, s.view)
             index = int(np.clip(s.slice_index, 0, n - 1))

@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from rstn_core.errors import CheckpointError, DataError
+from rstn_core.io import nifti_stem
 
 log = logging.getLogger(__name__)
-
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
 
 @dataclass(frozen=True)
 class Organ:
@@ -52,19 +50,18 @@ def check_organ(bundle: Any, requested: list[str], path: Path) -> None:
                           f"{' / '.join(requested)}")
 
 
-def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
-
-
-def strip_nifti(name: str) -> str:
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def prob_path(mask_path: Path) -> Path:
-    return mask_path.with_name(strip_nifti(mask_path.name) + "_prob.nii.gz")
+    return mask_path.with_name(nifti_stem(mask_path) + "_prob.nii.gz")
+
+
+def labels_path(output: Path) -> Path:
+    """The label table beside a multi-organ label map."""
+    return output.with_name(nifti_stem(output) + ".labels.json")
+
+
+def organ_prob_path(output: Path, organ: str) -> Path:
+    """One organ's probability beside a multi-organ label map."""
+    return output.with_name(f"{nifti_stem(output)}_{organ}_prob.nii.gz")
 
 
 def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | None = None,
@@ -106,11 +103,11 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
     labels = merge_organs(probs, masks)
     save_mask(labels, case.image, output, overwrite=overwrite, dtype=np.uint16)
     table = {"0": "background", **{str(o.label_id): o.name for o in organs}}
-    table_path = output.with_name(strip_nifti(output.name) + ".labels.json")
+    table_path = labels_path(output)
     table_path.write_text(json.dumps(table, indent=2) + "\n")
     if save_prob:
         for organ in organs:
-            path = output.with_name(f"{strip_nifti(output.name)}_{organ.name}_prob.nii.gz")
+            path = organ_prob_path(output, organ.name)
             save_probability(probs[organ.label_id], case.image, path, overwrite=overwrite)
     voxels = {o.name: int((labels == o.label_id).sum()) for o in organs}
     return {"case": case.case_id, "organ": "+".join(o.name for o in organs),
@@ -123,8 +120,7 @@ def predict_case(organs: list[Organ], image: Path, output: Path, label: Path | N
 
 def compute_note(engine: Any) -> str:
     """The precision and parallelism the engine resolved at run time, e.g. ``fp32, 2 workers x 1 thread``."""
-    parallel = getattr(engine, "parallelism", None)
-    return engine.precision.resolved + ("" if parallel is None else f", {parallel.describe()}")
+    return f"{engine.precision.resolved}, {engine.parallelism.describe()}"
 
 
 def _run_organ(organ: Organ, case: Any, progress: bool) -> tuple[Any, Any, float]:
@@ -173,9 +169,9 @@ def planned_outputs(output: Path, organs: list[Organ] | None = None, save_prob: 
     paths = [output]
     if organs is None or len(organs) == 1:
         return paths + ([prob_path(output)] if save_prob else [])
-    paths.append(output.with_name(strip_nifti(output.name) + ".labels.json"))
+    paths.append(labels_path(output))
     if save_prob:
-        paths += [output.with_name(f"{strip_nifti(output.name)}_{o.name}_prob.nii.gz") for o in organs]
+        paths += [organ_prob_path(output, o.name) for o in organs]
     return paths
 
 

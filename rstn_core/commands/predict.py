@@ -10,10 +10,10 @@ from typing import Any
 
 from rstn_core.commands.common import word_argument, word_metavar
 from rstn_core.errors import CheckpointError, DataError, RstnError
+from rstn_core.io import is_nifti
 from rstn_core.prediction import (  # noqa: F401 - prob_path stays importable from here (tests, scripts)
     Organ,
     check_organ,
-    is_nifti,
     organ_of,
     planned_outputs,
     predict_case,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rstn_core.errors import DataError
+from rstn_core.io import nifti_stem
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +62,6 @@ class Dataset:
             if c.case_id == case_id:
                 return c
         raise DataError(f"dataset {self.name!r} has no case {case_id!r}")
-
-
-def _strip_nifti(name: str) -> str:
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _nifti_files(folder: Path) -> list[Path]:
@@ -164,7 +158,7 @@ def _from_msd(root: Path) -> Dataset:
     cases = []
     for image in _nifti_files(images):
         label = labels / image.name
-        cases.append(CaseRef(_strip_nifti(image.name), image, label if label.is_file() else None))
+        cases.append(CaseRef(nifti_stem(image.name), image, label if label.is_file() else None))
     return _finish(name, "msd", cases, (1, 2), root)
 
 
@@ -185,7 +179,7 @@ def _from_generic(root: Path) -> Dataset:
     labels = root / "labels"
     cases = []
     for image in _nifti_files(root / "images"):
-        cid = _strip_nifti(image.name)
+        cid = nifti_stem(image.name)
         label = next((labels / f"{cid}{s}" for s in (".nii.gz", ".nii") if (labels / f"{cid}{s}").is_file()), None)
         cases.append(CaseRef(cid, image, label))
     return _finish(root.name, "generic", cases, (1,), root)
@@ -211,7 +205,7 @@ def discover_dataset(root: str | Path) -> Dataset:
 
 
 def _strip_case(name: str) -> str:
-    return _strip_nifti(name)
+    return nifti_stem(name)
 
 
 def _leaf_folders(root: Path) -> set[Path]:

@@ -64,7 +64,7 @@ def apply_lie(p: dict, rng: np.random.Generator, cz: float) -> None:
 
     ``p``: from :func:`~rstn_core.data.phantom_params.sample_anatomy` (its in-plane positions are kept: head in
     the duodenal C-loop, neck in front of the spleno-portal confluence, tail towards the splenic hilum);
-    ``rng``: a stream of its own, so every other organ of a seed stays where version 1 put it;
+    ``rng``: not the organs' stream, so every other organ of a seed stays where version 1 put it;
     ``cz``: height of the confluence (the neck's level). Sets ``pancreas_lie``; the body/tail points of
     ``pancreas_path`` (indices 3-6) and the splenic vein (indices 1-4, just cranial to the gland's
     posterior surface) follow the drawn heights.

@@ -134,6 +134,9 @@ def draw_anatomy(seed: int, version: int, atrophy: float = 1.0) -> tuple[Anatomy
     p = sample_anatomy(rng)
     p["anatomy_version"] = int(version)
     if version >= 2:
+        # tag 11 is also the tag of Appearance.draw's stream (phantom_appearance): with a drawn appearance the
+        # lie and pelvis read the same numbers as the phase, fat and atrophy draws, so those are correlated per
+        # seed. Kept: the version-2 sets and the built-in bundles were made with it; a new version gets its own tag.
         extra = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 11]))
         apply_lie(p, extra, cz=float(p["portal_path"][0][2]))
         sample_pelvis(p, extra)

@@ -23,7 +23,8 @@ HIP_IDS, FEMUR_IDS = (77, 78), (75, 76)  # (left, right), TotalSegmentator "tota
 
 
 def sample_pelvis(p: dict, rng: np.random.Generator) -> None:
-    """Add the pelvis parameters to the anatomy dict ``p`` (in place), from a stream of its own."""
+    """Add the pelvis parameters to the anatomy dict ``p`` (in place), from the version-2 stream (see
+    ``draw_anatomy``)."""
     u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
     pitch = p["vert_pitch"]
     p["z_sacrum"] = p["z_L1"] - 4.5 * pitch  # top of S1, below the L5-S1 disc

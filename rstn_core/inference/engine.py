@@ -64,6 +64,7 @@ class RSTNEngine:
         config: InferenceConfig | None = None,
         device: str | torch.device = "cpu",
         spacing: tuple[float, float, float] | None = None,
+        trained_on: str | None = None,
     ) -> None:
         if not models:
             raise RstnError("the engine needs a model for at least one view, got none")
@@ -99,7 +100,7 @@ class RSTNEngine:
         # how many network calls run at once (CPU: side by side in worker threads), recorded like the precision
         self.parallelism = resolve_parallelism(self.config.workers, self.device)
         #: what the models were trained on, in words (from the bundle's meta; None when unknown)
-        self.trained_on: str | None = None
+        self.trained_on = trained_on
 
     @classmethod
     def from_bundle(cls, bundle: Any, config: InferenceConfig | None = None, device: str | torch.device = "cpu"):
@@ -111,16 +112,13 @@ class RSTNEngine:
         if config is None:
             fusion, fine_fusion = method_fusion(bundle.method)
             config = InferenceConfig(fusion=fusion, fine_fusion=fine_fusion)
-        engine = cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing)
-        engine.trained_on = trained_on(getattr(bundle, "meta", None))
-        return engine
+        return cls(bundle.models, bundle.data_config, config, device, spacing=bundle.data_config.spacing,
+                   trained_on=trained_on(getattr(bundle, "meta", None)))
 
     def with_config(self, **changes: Any) -> RSTNEngine:
         """A new engine sharing these models with some :class:`InferenceConfig` fields changed."""
-        engine = RSTNEngine(dict(self.models), self.data_config, self.config.replace(**changes), self.device,
-                            spacing=self.spacing)
-        engine.trained_on = self.trained_on
-        return engine
+        return RSTNEngine(dict(self.models), self.data_config, self.config.replace(**changes), self.device,
+                          spacing=self.spacing, trained_on=self.trained_on)
 
     # ------------------------------------------------------------------ public steps
     def prepare(self, case: Case) -> Case:
@@ -229,9 +227,7 @@ class RSTNEngine:
             with self._inference_mode_autocast():
                 return self._prob(self.models[view].coarse(self._windows(stacks[view], centres)))  # (n, 3, H, W)
 
-        for (view, centres), prob in zip(tasks, ordered_map(run, tasks, self.parallelism)):
-            accs[view].add(prob, centres)
-        return {v: from_view(accs[v].result()[0], v) for v in self.views}
+        return self._accumulate(tasks, run, accs)
 
     def _saliency_stack(self, state: RoundState, view: View) -> np.ndarray | None:
         """(L, H, W) previous probability g() reads for ``view``; ``None`` for C2F models."""
@@ -276,9 +272,15 @@ class RSTNEngine:
                 crops = torch.stack([crop(transformed[i], boxes[view][c]) for i, c in enumerate(batch)])  # (n,3,h,w)
                 return self._prob(self.models[view].refine(crops))  # (n, 3, h, w)
 
-        for (view, batch), prob in zip(tasks, ordered_map(run, tasks, self.parallelism)):
-            accs[view].add(prob, batch, [boxes[view][c] for c in batch])
-        return {v: from_view(accs[v].result()[0], v) for v in self.views}, boxes
+        return self._accumulate(tasks, run, accs, boxes), boxes
+
+    def _accumulate(self, tasks, run, accs: dict[View, WindowAccumulator],
+                    boxes: dict[View, dict[int, BBox | None]] | None = None) -> dict[View, np.ndarray]:
+        """``run(task)`` for every (view, centres) task through :func:`ordered_map`, each output added to its view
+        (inside the windows' boxes when given) in task order -> view -> (X, Y, Z) float32 probability."""
+        for (view, centres), prob in zip(tasks, ordered_map(run, tasks, self.parallelism)):
+            accs[view].add(prob, centres, None if boxes is None else [boxes[view][c] for c in centres])
+        return {v: from_view(accs[v].result()[0], v) for v in self.views}
 
     def _finish(
         self,
