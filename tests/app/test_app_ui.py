@@ -392,6 +392,7 @@ def test_empty_result_on_the_real_example_is_explained(server, browser_context, 
     expect(banner).to_be_visible(timeout=STEP_TIMEOUT_MS)
     expect(banner).to_contain_text("trained on")
     expect(banner).to_contain_text("coarse stage found no voxel")
+    expect(page.locator(".error-alert")).to_be_hidden()  # round 0 finished without a Bokeh document-lock error
     expect(page.get_by_role("button", name="Step", exact=True)).to_be_disabled()
     expect(page.get_by_test_id("dsc-points")).to_have_text("0")
     page.locator(".bk-tab", has_text="Saliency").click()
