@@ -6,6 +6,7 @@ import panel as pn
 from .page import App
 
 pn.extension("filedropper")
-hv.extension("bokeh")
+if hv.Store.current_backend != "bokeh":  # process-wide (HoloViews' backend), not per session: once
+    hv.extension("bokeh")
 
 App().servable(title="RSTN Studio")

@@ -25,7 +25,7 @@ from rstn_core.types import Case
 from . import cases
 from .controls import DataPanel, Sidebar
 from .engines import EngineHandle, ModelChoice, choices_from_engines, describe_engine, get_engine, model_choices
-from .lazy import LazyCard, LazyTabs
+from .lazy import AfterLoad, LazyCard, LazyTabs, served
 from .panels import ComparePanel, ConvergencePanel, ProbabilityPanel, SaliencyPanel
 from .state import SessionState
 from .viewer import SliceViewer
@@ -108,8 +108,7 @@ class App(pn.viewable.Viewer):
             shared=shared, peek=peek, share_case=case is None, data_root=root, name="session"), **params)
         self._autostart = autostart
         self._started = False
-        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-        if not served or self._case_is_ready():
+        if not served() or self._case_is_ready():
             # the state is complete before the widgets exist: each is built once with its final value (a
             # warm server: the shared case and round 0 travel with the first page), not rebuilt by updates
             self.start()
@@ -138,20 +137,29 @@ class App(pn.viewable.Viewer):
     def _layout(self, root: Path) -> pn.Row:
         """The first screen only: the tabs' contents and the data panel are built when first opened."""
         s = self.state
-        self.tabs = LazyTabs([("Saliency", lambda: SaliencyPanel(state=s)),
-                              ("Probabilities", lambda: ProbabilityPanel(state=s)),
-                              ("Compare RSTN vs C2F", lambda: ComparePanel(state=s))])
+        self.tabs: LazyTabs | None = None
+
+        def tabs() -> LazyTabs:
+            self.tabs = LazyTabs([("Saliency", lambda: SaliencyPanel(state=s)),
+                                  ("Probabilities", lambda: ProbabilityPanel(state=s)),
+                                  ("Compare RSTN vs C2F", lambda: ComparePanel(state=s))])
+            return self.tabs
+
         self.data_card = LazyCard(lambda: DataPanel(state=s, root=root),
                                   title="Load another CT: upload or server data folder",
                                   css_classes=["data-card"], sizing_mode="stretch_width")
+        # the controls and the tabs follow the first screen: the CT is drawn first (a classroom's 20 first
+        # pages are built before anyone's sidebar); they keep their place, so nothing on screen moves
+        self.sidebar = AfterLoad(lambda: Sidebar(state=s), "<i>loading the controls…</i>", width=320)
+        self.lower = AfterLoad(tabs, "", sizing_mode="stretch_width")
         return pn.Row(
-            Sidebar(state=s),
+            self.sidebar,
             pn.Column(
                 self._header(),
                 pn.pane.HTML(GUIDE_HTML, margin=(0, 10), sizing_mode="stretch_width"),
                 self.data_card,
                 pn.Row(SliceViewer(state=s), ConvergencePanel(state=s)),
-                self.tabs))
+                self.lower))
 
     def __panel__(self) -> pn.Row:
         if not self._started:
@@ -168,6 +176,21 @@ class App(pn.viewable.Viewer):
         case = cases.cached_demo_case()
         return (choice is not None and case is not None
                 and (f"rstn-prepared:{choice.key}:demo:{case.case_id}",) in pn.state.cache)  # as_cached keys
+
+
+def warm_demo(data_root: str | Path | None = None, device: str = "cpu") -> None:
+    """Build what every demo session of this server shares (the default engines, the demo case, its
+    preparation for the model and its round 0) before anyone asks, so that the first visitor's page, like
+    every later one, carries the CT and round 0 (``app_hooks.py`` runs it in a thread when the server starts).
+    A session opened meanwhile waits for the same cached results instead of computing them again."""
+    root = Path(data_root or cases.data_root()).resolve()
+    state = SessionState(choices=_engine_choices(None, root, device), engine_provider=_shared_engines,
+                         case_provider=cases.demo_case, shared=shared, peek=peek, share_case=True, data_root=root,
+                         name="warm-up")
+    state.param.trigger("load_demo")
+    if state.error:
+        raise RuntimeError(f"the demo could not be prepared: {state.error}")
+    state.round0_now()
 
 
 def peek(key: str) -> Any:

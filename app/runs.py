@@ -63,12 +63,16 @@ class RunActions(param.Parameterized):
         self.param.update(rounds=[*self.rounds, state], round_index=len(self.rounds),
                           status=status_line(state, self.rounds[-1] if self.rounds else None))
 
-    async def _round0(self, key: str | None = None) -> Any:
-        """Round 0 of the current case; for the shared demo case computed once per process and model."""
+    def round0_now(self, key: str | None = None) -> Any:
+        """Round 0 of the current case, computed in the calling thread; for the shared demo case computed once
+        per process and model (another session, or the server's warm-up, asking meanwhile waits for it)."""
         engine, case = self.engine(key), self.case  # the engine refuses a case it cannot run (check_case)
         if self._shared_key is None:
-            return await asyncio.to_thread(engine.start, case)
-        return await asyncio.to_thread(self._shared, self._round0_key(key), lambda: engine.start(case))
+            return engine.start(case)
+        return self._shared(self._round0_key(key), lambda: engine.start(case))
+
+    async def _round0(self, key: str | None = None) -> Any:
+        return await asyncio.to_thread(self.round0_now, key)
 
     def _round0_key(self, key: str | None = None) -> str:
         return f"rstn-round0:{self.choice(key).key}:{self._shared_key}"

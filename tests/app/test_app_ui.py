@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -83,10 +84,10 @@ def wait_until_serving(port: int, log_path: Path, proc: subprocess.Popen, timeou
     raise TimeoutError(f"panel serve did not start within {timeout:.0f} s:\n{log_path.read_text()}")
 
 
-def start_server(log_path: Path, port: int) -> subprocess.Popen:
+def start_server(log_path: Path, port: int, options: tuple[str, ...] = ("--num-procs", "1")) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     panel = Path(sys.executable).with_name("panel")
-    cmd = [str(panel), "serve", "app/", "tests/app/stub_app/", "--port", str(port), "--num-procs", "1",
+    cmd = [str(panel), "serve", "app/", "tests/app/stub_app/", "--port", str(port), *options,
            "--allow-websocket-origin", f"localhost:{port}"]
     with open(log_path, "w") as log:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -400,6 +401,45 @@ def test_empty_result_on_the_real_example_is_explained(server, browser_context, 
     _settle(page, 2.5)
     page.screenshot(path=str(FIGURES / "app_empty_result.png"), full_page=True)
     page.close()
+
+
+WARM_LINE = "RSTN Studio: the demo case and its round 0 are ready"  # app/app_hooks.py
+
+
+def test_client_sessions_at_once_get_the_ct_with_the_first_page_and_then_the_controls(server):
+    """The classroom's short version on the server alone (``benchmarks/classroom_clients.py``): once the
+    server's start-up warm-up is done, 5 sessions opened at once each receive a first page that carries the
+    demo CT and round 0, then, after reporting it shown, the controls and the tabs."""
+    from bokeh_clients import WARM_PAGE_BYTES, open_session
+
+    log_path = server[1]
+    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
+    while WARM_LINE not in log_path.read_text():
+        assert time.monotonic() < deadline, f"the demo warm-up did not finish:\n{log_path.read_text()}"
+        time.sleep(0.5)
+    ws_url = server[0].replace("http://", "ws://") + "/app/ws"
+    results: list = [None] * 5
+    t0 = time.perf_counter()
+
+    def one(i: int) -> None:
+        results[i] = open_session(ws_url, t0, timeout=STEP_TIMEOUT_MS / 1000)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(results))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert all(r is not None for r in results), "a client session failed (see the output above)"
+        assert all(r["bytes"] > WARM_PAGE_BYTES for r in results), [r["bytes"] for r in results]
+        assert all(r["rest"] is not None for r in results), "the controls did not follow the first page"
+        pages = ", ".join(f"{r['page']:.1f}" for r in results)
+        rest = ", ".join(f"{r['rest']:.1f}" for r in results)
+        sys.stderr.write(f"5 client sessions: first pages after {pages} s, the rest after {rest} s\n")
+    finally:
+        for r in results:
+            if r is not None:
+                r["close"]()
 
 
 def test_a_few_sessions_at_once(server, browser, app_page, console_problems):
