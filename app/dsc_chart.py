@@ -59,9 +59,10 @@ def _series(points: list[tuple[int, float]], color: str, dash: str, label: str, 
     return parts
 
 
-def dsc_chart_svg(rounds: Sequence[Any], stop_dsc: float) -> str:
-    """The chart as one ``<svg>`` element (class ``dsc-chart``; ``data-points`` = inter-round points)."""
-    points = curve_points(rounds)
+def dsc_chart_svg(rounds: Sequence[Any], stop_dsc: float, points: dict | None = None) -> str:
+    """The chart as one ``<svg>`` element (class ``dsc-chart``; ``data-points`` = inter-round points);
+    ``points``: ``curve_points(rounds)`` when the caller has it already."""
+    points = curve_points(rounds) if points is None else points
     last = max((int(r.round) for r in rounds), default=1)
     x, y = _scale(last)
     inter_color, truth_color = display.series_colors(0)

@@ -27,7 +27,7 @@ from .controls import DataPanel, Sidebar
 from .engines import EngineHandle, ModelChoice, choices_from_engines, describe_engine, get_engine, model_choices
 from .lazy import AfterLoad, LazyCard, LazyTabs, served
 from .panels import ComparePanel, ConvergencePanel, ProbabilityPanel, SaliencyPanel
-from .state import SessionState
+from .state import SessionState, shared_case_key
 from .viewer import SliceViewer
 
 GUIDE = """
@@ -172,10 +172,9 @@ class App(pn.viewable.Viewer):
         s = self.state
         if not s._share_case:
             return True
-        choice = s.choice()
         case = cases.cached_demo_case()
-        return (choice is not None and case is not None
-                and (f"rstn-prepared:{choice.key}:demo:{case.case_id}",) in pn.state.cache)  # as_cached keys
+        return (s.choice() is not None and case is not None
+                and peek(s.prepared_key(shared_case_key(case))) is not None)
 
 
 def warm_demo(data_root: str | Path | None = None, device: str = "cpu") -> None:

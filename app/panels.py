@@ -169,8 +169,9 @@ class ConvergencePanel(pn.viewable.Viewer):
 
     def html(self) -> str:
         s = self.state
-        points = len(curve_points(s.rounds)["inter"])
-        return (f"{dsc_chart_svg(s.rounds, s.stop_dsc())}<div><span data-testid='dsc-points'>{points}</span> "
+        points = curve_points(s.rounds)
+        return (f"{dsc_chart_svg(s.rounds, s.stop_dsc(), points)}<div><span data-testid='dsc-points'>"
+                f"{len(points['inter'])}</span> "
                 f"inter-round DSC point(s)</div>{rounds_table_html(s.rounds)}")
 
     def _update(self, *events) -> None:

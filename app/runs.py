@@ -85,15 +85,17 @@ class RunActions(param.Parameterized):
         state = self._peek(self._round0_key())
         if state is None:
             return False
-        self._saliency_cache.clear()
-        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=status_line(state), progress=100)
+        self._show_round0(state, progress=100)
         return True
 
     async def _start(self) -> None:
         self.status = "coarse stage running…"
-        state = await self._round0()
+        self._show_round0(await self._round0())
+
+    def _show_round0(self, state: Any, **more: Any) -> None:
+        """Round 0 becomes the only round (the comparison and the saliency views are forgotten): one update."""
         self._saliency_cache.clear()
-        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=status_line(state))
+        self.param.update(rounds=[state], compare_rounds=[], round_index=0, status=status_line(state), **more)
 
     async def _one_step(self) -> None:
         if not self.rounds:

@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 VIEW_NAMES = [v.value for v in View]
 
 
+def shared_case_key(case: Case) -> str:
+    """The key under which sessions share a case (the demo) and what is computed from it."""
+    return f"demo:{case.case_id}"
+
+
 class SessionState(RunActions, RoundViews):
     """Case, model, the list of rounds and the navigation of one browser session (the engine actions:
     :class:`app.runs.RunActions`; the read-only accessors: :class:`app.round_views.RoundViews`)."""
@@ -162,8 +167,12 @@ class SessionState(RunActions, RoundViews):
         if prepare is None:
             return case
         if self._shared_key is not None and case is self.source_case:
-            return self._shared(f"rstn-prepared:{choice.key}:{self._shared_key}", lambda: prepare(case))
+            return self._shared(self.prepared_key(self._shared_key, key), lambda: prepare(case))
         return prepare(case)
+
+    def prepared_key(self, shared_key: str, key: str | None = None) -> str:
+        """The cross-session cache key of a shared case prepared for the model ``key`` (default: the chosen)."""
+        return f"rstn-prepared:{self.choice(key).key}:{shared_key}"
 
     def _show(self, source: Case) -> bool:
         case = self._guarded("preparing the case for the model", lambda: self.prepared(source))
@@ -197,7 +206,7 @@ class SessionState(RunActions, RoundViews):
     def _on_load_demo(self) -> None:
         case = self._guarded("demo case", self._case_provider)
         if case is not None:
-            self.set_case(case, shared_key=f"demo:{case.case_id}" if self._share_case else None)
+            self.set_case(case, shared_key=shared_case_key(case) if self._share_case else None)
 
     @param.depends("load_files", watch=True)
     def _on_load_files(self) -> None:

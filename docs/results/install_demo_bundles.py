@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 from rstn_core.atomic import atomic_write_text
-from rstn_core.models.bundle import load_bundle, save_bundle
+from rstn_core.commands.demo import install_demo_bundle
+from rstn_core.models.bundle import load_bundle
 
 DEMO = Path(__file__).resolve().parents[2] / "rstn_core" / "demo"
 FINETUNE = {
@@ -42,15 +42,11 @@ def install(method: str, run: Path, args: argparse.Namespace, record: dict) -> N
     previous = record.get(method, {})
     command = FINETUNE[method].format(data=args.phantoms, run=run)
     history = [previous.get("command"), previous.get("continued"), *previous.get("finetunes", []), command]
-    bundle.meta.update({"demo": True, "phantom_seed": 0, "phantom_n": 24, "phantom_anatomy": args.anatomy,
-                        "held_out": "fold 0 of 4 (phantom_000..phantom_005)",
-                        "demo_case": f"generate_phantom(0, anatomy={args.anatomy})",
-                        "stages": [h for h in history if h]})
-    save_bundle(bundle, target, half=True)
-    for view_dir in sorted(p for p in run.iterdir() if p.is_dir()):
-        for name in ("metrics.jsonl", "curves.png"):
-            if (view_dir / name).is_file():
-                shutil.copyfile(view_dir / name, DEMO / f"{method}_{view_dir.name}_{args.suffix}_{name}")
+    install_demo_bundle(bundle, run, DEMO, {
+        "demo": True, "phantom_seed": 0, "phantom_n": 24, "phantom_anatomy": args.anatomy,
+        "held_out": "fold 0 of 4 (phantom_000..phantom_005)",
+        "demo_case": f"generate_phantom(0, anatomy={args.anatomy})",
+        "stages": [h for h in history if h]}, suffix=args.suffix)
     record[method] = {**previous, "phantom_anatomy": args.anatomy,
                       "finetunes": [*previous.get("finetunes", []), command],
                       "phantoms": f"rstn phantoms --out {args.phantoms} --n 24 --seed 0 (anatomy {args.anatomy})"}

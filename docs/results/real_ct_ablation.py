@@ -34,12 +34,16 @@ def held_out(root: Path) -> list:  # the set is named by its folder: pass distin
     return [load_case(dataset.get(c).image, dataset.get(c).label, (7,), case_id=c) for c in test_ids]
 
 
-def axial_coarse_scores(bundle_path: Path, cases: list) -> list[dict]:
+def axial_engine(bundle_path: Path) -> RSTNEngine:
+    """The bundle's axial coarse net alone, at the bundle's spacing (round 0 only)."""
+    bundle = load_bundle(bundle_path)
+    return RSTNEngine({View.AXIAL: bundle.models[View.AXIAL]}, bundle.data_config, InferenceConfig(max_rounds=0),
+                      spacing=bundle.data_config.spacing)
+
+
+def axial_coarse_scores(engine: RSTNEngine, cases: list) -> list[dict]:
     """Per case: DSC of the axial coarse mask, and the axial probability inside the true gland (mean and 99th
     percentile) and anywhere (max): whether a net responds to the gland at all, even below threshold."""
-    bundle = load_bundle(bundle_path)
-    engine = RSTNEngine({View.AXIAL: bundle.models[View.AXIAL]}, bundle.data_config, InferenceConfig(max_rounds=0),
-                        spacing=bundle.data_config.spacing)
     out = []
     for c in cases:
         prepared = engine.prepare(c)
@@ -65,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     table = {}
     for item in args.bundle:
         name, _, path = item.partition("=")
-        row = {}
+        row, engine = {}, axial_engine(Path(path))  # loaded once for every set
         for set_name, cases in sets.items():
-            scores = axial_coarse_scores(Path(path), cases)
+            scores = axial_coarse_scores(engine, cases)
             row[set_name] = {"mean": float(np.mean([s["dsc"] for s in scores])),
                              "gland_mean_p": float(np.mean([s["gland_mean_p"] for s in scores])),
                              "per_case": dict(zip([c.case_id for c in cases], scores))}

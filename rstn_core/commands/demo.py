@@ -61,7 +61,7 @@ def _iterations(text: str | None, method: Method) -> dict[str, int] | None:
 def run(args: argparse.Namespace) -> int:
     from rstn_core.atomic import atomic_write_text
     from rstn_core.data.phantom import ANATOMY_VERSION, write_phantom_dataset
-    from rstn_core.models.bundle import load_bundle, save_bundle
+    from rstn_core.models.bundle import load_bundle
     from rstn_core.training.run import resolve_plan, train_dataset
 
     work, out = Path(args.work), Path(args.out)
@@ -79,17 +79,10 @@ def run(args: argparse.Namespace) -> int:
                                     resume=resume, device=args.device, progress=not args.no_progress)
         if bundle_path is None:  # not rank 0
             continue
-        bundle = load_bundle(bundle_path)
-        bundle.meta.update({"demo": True, "phantom_seed": args.seed, "phantom_n": args.n,
-                            "held_out": "fold 0 of 4 (phantom_000..)", "phantom_anatomy": ANATOMY_VERSION,
-                            "demo_case": f"generate_phantom(0, anatomy={ANATOMY_VERSION})"})
-        out.mkdir(parents=True, exist_ok=True)
-        save_bundle(bundle, out / f"{method}.rstn", half=True)
-        for view_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
-            for name in ("metrics.jsonl", "curves.png"):
-                if (view_dir / name).is_file():
-                    shutil.copyfile(view_dir / name, out / f"{method}_{view_dir.name}_{name}")
-        log.info("demo bundle: %s", out / f"{method}.rstn")
+        meta = {"demo": True, "phantom_seed": args.seed, "phantom_n": args.n,
+                "held_out": "fold 0 of 4 (phantom_000..)", "phantom_anatomy": ANATOMY_VERSION,
+                "demo_case": f"generate_phantom(0, anatomy={ANATOMY_VERSION})"}
+        log.info("demo bundle: %s", install_demo_bundle(load_bundle(bundle_path), run_dir, out, meta))
     record_path = out / "demo.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     for method in methods:
@@ -97,6 +90,24 @@ def run(args: argparse.Namespace) -> int:
                           "command": "rstn demo-train " + _argv(args)}
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return 0
+
+
+def install_demo_bundle(bundle, run_dir: Path, out: Path, meta: dict, suffix: str = "") -> Path:
+    """Store ``bundle`` (from the training run ``run_dir``) as ``out/<method>.rstn`` with float16 weights and
+    ``meta`` added, and copy the run's per-view training curves and metrics beside it
+    (``<method>_<view>[_<suffix>]_<file>``). Returns the bundle's path."""
+    from rstn_core.models.bundle import save_bundle
+
+    method = str(bundle.method)
+    bundle.meta.update(meta)
+    out.mkdir(parents=True, exist_ok=True)
+    target = Path(save_bundle(bundle, out / f"{method}.rstn", half=True))
+    tag = f"_{suffix}" if suffix else ""
+    for view_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        for name in ("metrics.jsonl", "curves.png"):
+            if (view_dir / name).is_file():
+                shutil.copyfile(view_dir / name, out / f"{method}_{view_dir.name}{tag}_{name}")
+    return target
 
 
 def check_demo_args(args: argparse.Namespace) -> list[Method]:

@@ -100,11 +100,16 @@ def paint_pelvic_bones(cv: Canvas, a: Anatomy, inner: np.ndarray) -> None:
             cv.paint(sl, (inner_q < 1.0)[..., None], "bone_cancellous", SACRUM_ID)
 
 
+def _symphysis_y(a: Anatomy) -> float:
+    """Front-back position (mm) of the pubic symphysis: just inside the front of the body wall."""
+    return a.body_yc + 0.72 * a.body_b - a.fat_sub_mm
+
+
 def paint_hips(cv: Canvas, a: Anatomy) -> None:
     """Femoral heads and necks, acetabular rims, pubic rami and the symphysis (tubes and spheres)."""
     za, k, vb_y = a.z_acetabulum, a.pelvis_scale, a.vb_y
     r = a.femoral_head_r
-    y_sym = a.body_yc + 0.72 * a.body_b - a.fat_sub_mm
+    y_sym = _symphysis_y(a)
     for side, (hip, femur) in ((-1, (HIP_IDS[0], FEMUR_IDS[0])), (1, (HIP_IDS[1], FEMUR_IDS[1]))):
         head = np.array([side * 86.0 * k, vb_y + 52.0, za - r + 2.0])
         rim = [head + (0, 0, r + 3), head + (-side * 4, 0, r - 4), head + (-side * 10, 10, -r + 4)]
@@ -125,7 +130,7 @@ def paint_hips(cv: Canvas, a: Anatomy) -> None:
 def paint_pelvic_organs(cv: Canvas, a: Anatomy) -> None:
     """Bladder (wall and urine) behind the symphysis, sigmoid colon and rectum in front of the sacrum."""
     za = a.z_acetabulum
-    y_sym = a.body_yc + 0.72 * a.body_b - a.fat_sub_mm
+    y_sym = _symphysis_y(a)
     semi = np.asarray(a.bladder_semi)
     centre = (0.0, y_sym - 8.0 - semi[1], za - 30.0 + semi[2] * 0.6 + a.bladder_dz * 0.3)
     sl, q = ellipsoid(cv.grid, centre, semi)

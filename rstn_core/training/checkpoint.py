@@ -13,7 +13,6 @@ trainer's two explicit generators: its NumPy ``Generator`` (a bit-generator dict
 
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +76,8 @@ def save_checkpoint(path: str | Path, *, method: str, view: str, configs: dict[s
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "code_version": __version__,
-        "method": str(method.value if isinstance(method, enum.Enum) else method),  # plain text: safe-loadable
-        "view": str(view.value if isinstance(view, enum.Enum) else view),
+        "method": str(method),  # a plain str (a StrEnum's str() is its value): safe-loadable
+        "view": str(view),
         "configs": configs,
         "state": train_state.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
