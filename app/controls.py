@@ -140,6 +140,46 @@ def _heading(title: str, note_before: str = "") -> pn.pane.HTML:
     return pn.pane.HTML(f"{note}<h3 style='margin:6px 0 0 0'>{title}</h3>", margin=(0, 10))
 
 
+class UploadScripts(pn.custom.JSComponent):
+    """Loads the upload widget's scripts and stylesheets (Panel's FileDropper: FilePond) into the page when the
+    data panel is first opened, then sets ``loaded``; they are not part of every page (they took ~0.4 s of each
+    page's start in the browser). Where FilePond is already there (a notebook that called
+    ``pn.extension("filedropper")``), ``loaded`` is set at once."""
+
+    js = param.List(default=[], doc="script URLs, loaded in order")
+    css = param.List(default=[], doc="stylesheet URLs")
+    loaded = param.Boolean(default=False, doc="set by the browser once every script has loaded")
+
+    _esm = """
+    export function render({ model }) {
+      const note = document.createElement('span');
+      note.className = 'upload-scripts';
+      if (window.FilePond) { model.loaded = true; return note; }
+      note.textContent = 'loading the upload widget…';
+      for (const href of model.css) {
+        const link = document.createElement('link');
+        link.rel = 'stylesheet'; link.href = href;
+        document.head.appendChild(link);
+      }
+      const load = (src) => new Promise((ok, fail) => {
+        const script = document.createElement('script');
+        script.src = src; script.onload = ok;
+        script.onerror = () => fail(new Error('could not load ' + src));
+        document.head.appendChild(script);
+      });
+      (async () => { for (const src of model.js) await load(src); note.textContent = ''; model.loaded = true; })()
+        .catch((e) => { note.textContent = e.message + ' (in a notebook: pn.extension("filedropper"))'; });
+      return note;
+    }
+    """
+
+    @classmethod
+    def for_file_dropper(cls) -> UploadScripts:
+        from panel.models.file_dropper import FileDropper
+
+        return cls(js=list(FileDropper.__javascript__), css=list(FileDropper.__css__), margin=0)
+
+
 class DataPanel(pn.viewable.Viewer):
     """Upload a NIfTI, or pick files in the server's data folder (nothing outside it)."""
 
@@ -157,8 +197,13 @@ class DataPanel(pn.viewable.Viewer):
         self.label_drop = pn.widgets.FileDropper(
             name="Label map (optional)", label="Drop its label map (optional)", multiple=False,
             max_file_size=f"{cases.MAX_UPLOAD_MB}MB", chunk_size=4_000_000)
+        self.scripts = UploadScripts.for_file_dropper()
         self.load_upload = pn.widgets.Button(label="Load uploaded files", disabled=s.param.busy)
         self.load_upload.on_click(self._on_upload)
+        limit = f"Uploads: NIfTI only, at most {cases.MAX_UPLOAD_MB} MB per file (RSTN_MAX_UPLOAD_MB)."
+        self.upload = pn.Column("#### Upload a NIfTI", limit, self.scripts, width=340)
+        self.scripts.param.watch(self._show_upload_widgets, "loaded")
+        self._show_upload_widgets()
         root = str(self.root)
         self.picker = DataFolderPicker(directory=root, root_directory=root, only_files=False,
                                               width=600, label="Server data folder", css_classes=["file-picker"])
@@ -172,6 +217,11 @@ class DataPanel(pn.viewable.Viewer):
         self.as_label.on_click(lambda e: self.pick("label_path"))
         self.load_files = pn.widgets.Button.from_param(s.param.load_files, label="Load server files",
                                                        disabled=s.param.busy)
+
+    def _show_upload_widgets(self, *events) -> None:
+        """The drop areas and their button join the upload column once the browser has their scripts."""
+        if self.scripts.loaded and self.image_drop not in self.upload.objects:
+            self.upload.objects = [*self.upload.objects, self.image_drop, self.label_drop, self.load_upload]
 
     def _on_selection(self, event) -> None:
         """Remember the entry chosen last (the picker keeps a list; its first item is not the newest)."""
@@ -221,9 +271,8 @@ class DataPanel(pn.viewable.Viewer):
         s = self.state
         paths = pn.pane.Markdown(pn.bind(lambda i, lab: f"image: `{i or '–'}`  \nlabel: `{lab or '–'}`",
                                          s.param.image_path, s.param.label_path))
-        limit = f"Uploads: NIfTI only, at most {cases.MAX_UPLOAD_MB} MB per file (RSTN_MAX_UPLOAD_MB)."
         return pn.Row(
-            pn.Column("#### Upload a NIfTI", limit, self.image_drop, self.label_drop, self.load_upload, width=340),
+            self.upload,
             pn.Column(f"#### Server data folder `{self.root}`",
                       "Select a NIfTI file or a DICOM folder, then set it as the image (and a label map).",
                       self.picker, pn.Row(self.as_image, self.as_label), paths, self.load_files, width=620),

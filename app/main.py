@@ -5,7 +5,7 @@ import panel as pn
 
 from .page import App
 
-pn.extension("filedropper")
+pn.extension()  # the upload widget's scripts load when the data panel opens (UploadScripts)
 if hv.Store.current_backend != "bokeh":  # process-wide (HoloViews' backend), not per session: once
     hv.extension("bokeh")
 

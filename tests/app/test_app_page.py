@@ -221,8 +221,16 @@ def test_a_new_session_builds_only_its_first_screen():
     names = {type(m).__name__ for m in doc.models}
     assert "FileDropper" not in names and "Tabs" in names
     app.data_card.card.collapsed = False  # opened: built now, once
-    assert isinstance(app.data_card.content, DataPanel)
-    assert isinstance(app.data_card.content.picker, DataFolderPicker)
+    panel = app.data_card.content
+    assert isinstance(panel, DataPanel)
+    assert isinstance(panel.picker, DataFolderPicker)
+    # the upload widget follows once the browser has loaded its scripts (UploadScripts), and only once
+    upload = panel.upload
+    assert panel.image_drop not in upload.objects and panel.scripts.js and panel.scripts.css
+    panel.scripts.loaded = True
+    assert upload.objects[-3:] == [panel.image_drop, panel.label_drop, panel.load_upload]
+    panel.scripts.param.trigger("loaded")
+    assert upload.objects.count(panel.image_drop) == 1
     app.data_card.card.collapsed = True
     app.data_card.card.collapsed = False
     assert len(app.data_card.card.objects) == 1  # not built twice

@@ -347,6 +347,37 @@ def test_a_cold_first_session_draws_the_slice_the_server_chose(server, browser_c
     page.close()
 
 
+def _tiny_ct_nifti() -> bytes:
+    """A small CT in HU (air, soft tissue, a bone) as .nii.gz bytes, made here."""
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    hu = np.full((40, 36, 12), -1000, dtype=np.int16)
+    hu[4:-4, 4:-4, :] = 40
+    hu[8:14, 8:14, :] = 700
+    return gzip.compress(nib.Nifti1Image(hu, np.diag([2.0, 2.0, 3.0, 1.0])).to_bytes())
+
+
+def test_the_upload_widget_loads_when_the_data_panel_opens_and_uploads(server, browser_context, console_problems):
+    """The upload widget's scripts are not part of the page: opening the data panel loads them, the widget
+    appears, and a CT dropped into it is uploaded and loaded."""
+    page = _open(browser_context, f"{server[0]}/stub_app", console_problems)
+    assert page.evaluate("typeof window.FilePond") == "undefined"  # not loaded with the page
+    page.locator(".card-header", has_text="Load another CT").click()
+    drop = page.locator(".image-drop .filepond--root")
+    expect(drop).to_be_visible(timeout=60_000)
+    drop.locator("input[type=file]").set_input_files(
+        {"name": "tiny_ct.nii.gz", "mimeType": "application/gzip", "buffer": _tiny_ct_nifti()})
+    expect(page.locator(".image-drop .filepond--item")).to_have_attribute(
+        "data-filepond-item-state", re.compile("complete"), timeout=60_000)
+    page.get_by_role("button", name="Load uploaded files").click()
+    expect(page.get_by_test_id("case-info")).to_contain_text("tiny_ct", timeout=60_000)
+    page.screenshot(path=str(FIGURES / "app_upload.png"), full_page=True)
+    page.close()
+
+
 def test_step_after_a_stop_does_nothing(server, browser_context, console_problems):
     page = _open(browser_context, f"{server[0]}/stub_app", console_problems)
     page.get_by_role("button", name="Run to convergence").click()

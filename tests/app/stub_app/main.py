@@ -24,7 +24,7 @@ from app.page import App, shared  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "totalseg_example"
 
-pn.extension("filedropper")
+pn.extension()  # as app/main.py: the upload scripts load with the data panel
 hv.extension("bokeh")
 
 
