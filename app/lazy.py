@@ -37,15 +37,18 @@ def served() -> bool:
     return doc is not None and doc.session_context is not None
 
 
-# sessions of this server process whose first page has not been shown by their browser yet
-_FIRST_PAGES: weakref.WeakSet = weakref.WeakSet()
+# sessions of this server process whose first page has not been shown by their browser yet: doc -> created at
+_FIRST_PAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 MAX_WAIT_S = 5.0  # the longest a part waits for other sessions' first pages
+FRESH_S = 3.0  # a first page not shown this long after its session began is not waited for (a closed tab, a probe)
 POLL_MS = 50
 
 
 def first_pages_waiting() -> int:
-    """How many sessions of this process wait for their first page (AfterLoad parts wait for them)."""
-    return len(_FIRST_PAGES)
+    """How many sessions of this process, begun in the last ``FRESH_S`` seconds, wait for their first page
+    (AfterLoad parts wait for them)."""
+    now = time.monotonic()
+    return sum(1 for began in list(_FIRST_PAGES.values()) if now - began < FRESH_S)
 
 
 class AfterLoad(pn.viewable.Viewer):
@@ -53,9 +56,11 @@ class AfterLoad(pn.viewable.Viewer):
     served session, at once elsewhere (a notebook, a test). Until then it holds ``placeholder`` in a column
     with the part's own layout (``**layout``: a fixed width keeps the rest of the page where it is).
 
-    First pages go first: while other sessions of the process still wait for their first page (a classroom
-    opening the app at once), the part waits for them, for at most ``MAX_WAIT_S``, on the document's own
-    timer (with its lock), so every student sees the CT before anyone's controls are built."""
+    First pages go first: while other sessions of the process, begun in the last ``FRESH_S`` seconds, still
+    wait for their first page (a classroom opening the app at once), the part waits for them, for at most
+    ``MAX_WAIT_S``, on the document's own timer (with its lock), so every student sees the CT before anyone's
+    controls are built. A session whose page is never shown (a closed tab, an HTTP probe) stops counting
+    after ``FRESH_S``."""
 
     def __init__(self, build: Callable[[], Any], placeholder: str, **layout: Any) -> None:
         super().__init__()
@@ -66,13 +71,13 @@ class AfterLoad(pn.viewable.Viewer):
             self.build()
             return
         doc = pn.state.curdoc
-        _FIRST_PAGES.add(doc)
-        doc.on_session_destroyed(lambda context: _FIRST_PAGES.discard(doc))
+        _FIRST_PAGES.setdefault(doc, time.monotonic())
+        doc.on_session_destroyed(lambda context: _FIRST_PAGES.pop(doc, None))
         pn.state.onload(lambda: self._after_first_pages(doc, time.monotonic()))
 
     def _after_first_pages(self, doc, since: float) -> None:
-        _FIRST_PAGES.discard(doc)  # this session's first page is shown
-        if _FIRST_PAGES and time.monotonic() - since < MAX_WAIT_S:
+        _FIRST_PAGES.pop(doc, None)  # this session's first page is shown
+        if first_pages_waiting() and time.monotonic() - since < MAX_WAIT_S:
             doc.add_timeout_callback(lambda: self._after_first_pages(doc, since), POLL_MS)
             return
         self.build()

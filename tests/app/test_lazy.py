@@ -76,3 +76,17 @@ def test_the_wait_is_bounded_and_a_closed_session_does_not_hold_others(onload, m
     monkeypatch.setattr(lazy, "MAX_WAIT_S", 0.0)  # a session that never shows its page holds others this long
     onload[first][0]()
     assert built == ["a"] and first.timers == []
+
+
+def test_a_page_never_shown_stops_counting_after_a_while(onload, monkeypatch):
+    """An HTTP probe or a tab closed at once leaves a session whose page is never shown: after ``FRESH_S`` it
+    no longer holds other sessions' controls (it had held them for the whole ``MAX_WAIT_S``)."""
+    built: list = []
+    probe, student = FakeDoc(), FakeDoc()
+    _served_part(probe, built, "probe")
+    _served_part(student, built, "student")
+    assert lazy.first_pages_waiting() == 2
+    monkeypatch.setattr(lazy, "FRESH_S", 0.0)  # both began longer ago than that
+    assert lazy.first_pages_waiting() == 0
+    onload[student][0]()
+    assert built == ["student"] and student.timers == []
