@@ -12,6 +12,7 @@ round 0 and its prepared case) goes through ``pn.state.as_cached``; everything e
 from __future__ import annotations
 
 import html
+import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -90,16 +91,18 @@ class App(pn.viewable.Viewer):
     ``engines``: ``{method: engine or zero-argument factory}`` or a factory ``method -> engine``
     (methods "rstn", "c2f"); ``None`` = the built-in demo bundles and bundles under ``data_root``.
     ``case``: the case to open with (a :class:`rstn_core.types.Case`); ``None`` = the demo phantom.
-    ``data_root``: the folder the file picker may browse. ``device``: torch device of the default engines.
+    ``data_root``: the folder the file picker may browse. ``device``: torch device of the default engines
+    (default: ``$RSTN_DEVICE``, else ``cpu``).
     ``autostart``: compute round 0 as soon as the page is shown (in a notebook: at construction).
     """
 
     state = param.ClassSelector(class_=SessionState)
 
     def __init__(self, engines: Mapping[str, Any] | Callable[[str], Any] | None = None, case: Case | None = None,
-                 data_root: str | Path | None = None, device: str = "cpu", autostart: bool = True,
+                 data_root: str | Path | None = None, device: str | None = None, autostart: bool = True,
                  **params: Any) -> None:
         root = Path(data_root or cases.data_root()).resolve()
+        device = device or default_device()
         given = engines is not None
         provider = _shared_engines if not given else _private_engines()
         super().__init__(state=SessionState(
@@ -177,15 +180,20 @@ class App(pn.viewable.Viewer):
                 and peek(s.prepared_key(shared_case_key(case))) is not None)
 
 
-def warm_demo(data_root: str | Path | None = None, device: str = "cpu") -> None:
+def default_device() -> str:
+    """The torch device of the default engines: ``$RSTN_DEVICE`` (e.g. ``cuda``), else ``cpu``."""
+    return os.environ.get("RSTN_DEVICE", "").strip() or "cpu"
+
+
+def warm_demo(data_root: str | Path | None = None, device: str | None = None) -> None:
     """Build what every demo session of this server shares (the default engines, the demo case, its
     preparation for the model and its round 0) before anyone asks, so that the first visitor's page, like
     every later one, carries the CT and round 0 (``app_hooks.py`` runs it in a thread when the server starts).
     A session opened meanwhile waits for the same cached results instead of computing them again."""
     root = Path(data_root or cases.data_root()).resolve()
-    state = SessionState(choices=_engine_choices(None, root, device), engine_provider=_shared_engines,
-                         case_provider=cases.demo_case, shared=shared, peek=peek, share_case=True, data_root=root,
-                         name="warm-up")
+    choices = _engine_choices(None, root, device or default_device())
+    state = SessionState(choices=choices, engine_provider=_shared_engines, case_provider=cases.demo_case,
+                         shared=shared, peek=peek, share_case=True, data_root=root, name="warm-up")
     state.param.trigger("load_demo")
     if state.error:
         raise RuntimeError(f"the demo could not be prepared: {state.error}")

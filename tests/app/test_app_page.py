@@ -263,3 +263,14 @@ def test_the_shared_case_and_round_0_are_sent_as_the_same_arrays():
     first, second = (v.volume.data["ct"][0] for v in viewers)
     assert first is second and not first.flags.writeable
     assert viewers[0].shown.data["pred"][0] is viewers[1].shown.data["pred"][0]
+
+
+def test_the_default_engines_run_on_rstn_device(monkeypatch, tmp_path):
+    """$RSTN_DEVICE (documented in the README) chooses the device of the built-in engines; cpu without it."""
+    from app.page import default_device
+
+    monkeypatch.delenv("RSTN_DEVICE", raising=False)
+    assert default_device() == "cpu"
+    monkeypatch.setenv("RSTN_DEVICE", "cpu:0")
+    app = App(case=small_case(), data_root=tmp_path, autostart=False)
+    assert app.state.choice().key.endswith(":cpu:0") and "failed" not in app.state.model_info
