@@ -9,6 +9,7 @@ import os
 import threading
 import time
 
+READY = "RSTN Studio: the demo case and its round 0 are ready"  # the log line tests and benchmarks wait for
 log = logging.getLogger("rstn.app")
 log.setLevel(logging.INFO)  # the server's log shows when the demo is ready
 
@@ -22,7 +23,7 @@ def _warm() -> None:
     except Exception:  # noqa: BLE001 - a failed warm-up leaves the first session to build (and report) it
         log.exception("warming the demo failed; the first session will build it")
         return
-    log.info("RSTN Studio: the demo case and its round 0 are ready (%.1f s)", time.perf_counter() - t0)
+    log.info("%s (%.1f s)", READY, time.perf_counter() - t0)
 
 
 def on_server_loaded(server_context) -> None:

@@ -8,13 +8,14 @@ from collections.abc import Callable
 
 import panel as pn
 
+from .lazy import served
+
 
 class DocPush:
     """``mark(*parts)`` collects what changed; ``flush(parts)`` is called once per tick with all of it."""
 
     def __init__(self, flush: Callable[[set[str]], None]) -> None:
-        doc = pn.state.curdoc
-        self._doc = doc if doc is not None and doc.session_context is not None else None
+        self._doc = pn.state.curdoc if served() else None
         self._flush = flush
         self._dirty: set[str] = set()
         self._scheduled = False

@@ -245,16 +245,13 @@ def classroom(browser, url: str, sessions: int, server_pid: int) -> dict:
             "server_rss_mb_after_close": proc.memory_info().rss / 2**20}
 
 
-WARM_LINE = "RSTN Studio: the demo case and its round 0 are ready"  # app/app_hooks.py's log line
-
-
 @contextlib.contextmanager
 def served_app(warm: bool = True, options: tuple[str, ...] = ("--num-procs", "1")
                ) -> Iterator[tuple[int, subprocess.Popen]]:
     """``panel serve app/`` on a free port as the browser tests start it: yields (port, process) once it serves
     (readiness read from its log, no session opened) and, with ``warm``, once its start-up warm-up has built
     the demo's round 0; stops it afterwards."""
-    from test_app_ui import _free_port, start_server, wait_until_serving
+    from test_app_ui import _free_port, start_server, wait_until_serving, wait_until_warm
 
     port = _free_port()
     log_path = Path(tempfile.mkdtemp()) / "panel.log"
@@ -262,11 +259,8 @@ def served_app(warm: bool = True, options: tuple[str, ...] = ("--num-procs", "1"
     procs = int(options[options.index("--num-procs") + 1]) if "--num-procs" in options else 1
     try:
         wait_until_serving(port, log_path, proc)
-        t0 = time.perf_counter()
-        while warm and log_path.read_text().count(WARM_LINE) < procs:  # each server process warms its own
-            if proc.poll() is not None or time.perf_counter() - t0 > 900:
-                raise RuntimeError(f"the server's demo warm-up did not finish:\n{log_path.read_text()}")
-            time.sleep(0.5)
+        if warm:
+            wait_until_warm(log_path, proc, processes=procs)  # each server process warms its own
         yield port, proc
     finally:
         proc.terminate()

@@ -204,10 +204,6 @@ def discover_dataset(root: str | Path) -> Dataset:
                     "NIH PANCREAS_xxxx DICOM folders with labelxxxx.nii.gz, or images/ + labels/")
 
 
-def _strip_case(name: str) -> str:
-    return nifti_stem(name)
-
-
 def _leaf_folders(root: Path) -> set[Path]:
     return {p.parent for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
 
@@ -227,14 +223,14 @@ def find_cases(root: str | Path) -> tuple[list[tuple[str, Path]], bool]:
     if not root.exists():
         raise DataError(f"input {root} does not exist")
     if root.is_file():
-        return [(_strip_case(root.name), root)], False
+        return [(nifti_stem(root.name), root)], False
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     if any((root / m).is_file() for m in ("manifest.csv", "manifest.json")) or (root / "imagesTr").is_dir():
         dataset = discover_dataset(root)
         return [(c.case_id, Path(c.image)) for c in dataset.cases], True
     niftis = [p for p in entries if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz"))]
     if niftis:
-        return [(_strip_case(p.name), p) for p in niftis], True
+        return [(nifti_stem(p.name), p) for p in niftis], True
     if any(p.is_file() for p in entries):
         return [(root.name, root)], False  # a DICOM series
     try:

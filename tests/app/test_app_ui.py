@@ -84,6 +84,18 @@ def wait_until_serving(port: int, log_path: Path, proc: subprocess.Popen, timeou
     raise TimeoutError(f"panel serve did not start within {timeout:.0f} s:\n{log_path.read_text()}")
 
 
+def wait_until_warm(log_path: Path, proc: subprocess.Popen, processes: int = 1, timeout: float = 900) -> None:
+    """Wait for the server's start-up warm-up (``app/app_hooks.py``) to log that the demo is ready, once per
+    server process; reads the log only (no session is made)."""
+    from app.app_hooks import READY
+
+    deadline = time.time() + timeout
+    while log_path.read_text().count(READY) < processes:
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"the server's demo warm-up did not finish:\n{log_path.read_text()}")
+        time.sleep(0.5)
+
+
 def start_server(log_path: Path, port: int, options: tuple[str, ...] = ("--num-procs", "1")) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     panel = Path(sys.executable).with_name("panel")
@@ -434,20 +446,13 @@ def test_empty_result_on_the_real_example_is_explained(server, browser_context, 
     page.close()
 
 
-WARM_LINE = "RSTN Studio: the demo case and its round 0 are ready"  # app/app_hooks.py
-
-
 def test_client_sessions_at_once_get_the_ct_with_the_first_page_and_then_the_controls(server):
     """The classroom's short version on the server alone (``benchmarks/classroom_clients.py``): once the
     server's start-up warm-up is done, 5 sessions opened at once each receive a first page that carries the
     demo CT and round 0, then, after reporting it shown, the controls and the tabs."""
     from bokeh_clients import WARM_PAGE_BYTES, open_session
 
-    log_path = server[1]
-    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
-    while WARM_LINE not in log_path.read_text():
-        assert time.monotonic() < deadline, f"the demo warm-up did not finish:\n{log_path.read_text()}"
-        time.sleep(0.5)
+    wait_until_warm(server[1], server[2], timeout=STEP_TIMEOUT_MS / 1000)
     ws_url = server[0].replace("http://", "ws://") + "/app/ws"
     results: list = [None] * 5
     t0 = time.perf_counter()
