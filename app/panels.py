@@ -44,7 +44,7 @@ def dsc_curves(series: dict, stop_dsc: float) -> hv.Overlay:
                 layers.append(hv.Curve(pts, "round", "DSC", label=label).opts(color=color, line_dash=dash))
                 layers.append(hv.Scatter(pts, "round", "DSC", label=label).opts(color=color, size=7))
     return hv.Overlay(layers).opts(
-        title=f"DSC per round (grey dashes: stop at {stop_dsc})", legend_position="bottom_right",
+        title=f"DSC per round (grey dashes: stop at {stop_dsc})", legend_position="right",  # beside, not on the data
         xlabel="round", ylabel="DSC", frame_width=420, frame_height=240, ylim=(0, 1.02),
         xlim=(-0.3, max(last, 1) + 0.3), xticks=list(range(max(last, 1) + 1)), show_grid=True, toolbar=None)
 

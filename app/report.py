@@ -125,8 +125,14 @@ def saliency_figure(saliency: Any, case, view: View, span: float = 0.1, differen
 
 
 def curves_figure(series: dict[str, Sequence[Any]], stop_dsc: float) -> str:
-    """Inter-round DSC and DSC vs truth per round for each method, each in its own colours (PNG data URI)."""
-    fig = Figure(figsize=(7, 3.4), dpi=80)
+    """:func:`curves_plot` as a PNG data URI."""
+    return _png(curves_plot(series, stop_dsc))
+
+
+def curves_plot(series: dict[str, Sequence[Any]], stop_dsc: float) -> Figure:
+    """Inter-round DSC and DSC vs truth per round for each method, each in its own colours; the legend
+    beside the axes."""
+    fig = Figure(figsize=(9, 3.4), dpi=80)
     ax = fig.subplots()
     ax.axhline(stop_dsc, color="grey", linestyle="--", linewidth=1, label=f"stop threshold {stop_dsc}")
     for i, (name, rounds) in enumerate(series.items()):
@@ -141,9 +147,9 @@ def curves_figure(series: dict[str, Sequence[Any]], stop_dsc: float) -> str:
     ax.set_ylabel("DSC")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, never over a curve
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def _method_section(name: str, rounds: Sequence[Any], test_id: str) -> str:

@@ -171,6 +171,20 @@ def test_saliency_uses_a_fixed_scale_and_the_difference_view():
     assert diff_opts["clim"] == (-0.05, 0.05)
 
 
+def test_the_comparison_chart_keeps_its_legend_off_the_curves():
+    from bokeh.models import Legend
+
+    from app.panels import dsc_curves
+
+    app = _app()
+    series = {"RSTN": app.state.rounds, "C2F": app.state.rounds}
+    fig = hv.render(dsc_curves(series, 0.99), backend="bokeh")
+    legends = [m for m in fig.right if isinstance(m, Legend)]
+    assert legends and not [m for m in fig.center if isinstance(m, Legend)]
+    labels = {item.label["value"] for item in legends[0].items}
+    assert {"RSTN: DSC vs truth", "C2F: DSC vs truth"} <= labels
+
+
 def test_main_only_composes_the_app():
     from pathlib import Path
 

@@ -64,3 +64,16 @@ def test_no_report_during_a_run(finished_state):
     finished_state.busy = True
     with pytest.raises(ValueError, match="run is going on"):
         report.report_for_session(finished_state)
+
+
+def test_the_curves_legend_sits_beside_the_axes_and_inside_the_picture(finished_state):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = report.curves_plot({"RSTN": finished_state.rounds, "C2F": finished_state.compare_rounds}, 0.99)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    frame = ax.get_window_extent(renderer)
+    assert legend.x0 >= frame.x1  # never drawn over a curve
+    assert legend.x1 <= fig.bbox.x1 and legend.y0 >= fig.bbox.y0  # and not cut off
+    assert len(ax.get_legend().get_texts()) == 5  # stop threshold + two series per method
