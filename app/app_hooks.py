@@ -18,7 +18,9 @@ def _warm() -> None:
     t0 = time.perf_counter()
     try:
         from .page import warm_demo  # imported here: with --num-procs the server forks after loading this file
+        from .priority import lower_this_thread
 
+        lower_this_thread()  # the warm-up never slows a first visitor's page
         warm_demo()
     except Exception:  # noqa: BLE001 - a failed warm-up leaves the first session to build (and report) it
         log.exception("warming the demo failed; the first session will build it")

@@ -1,15 +1,15 @@
 """The engine actions of a session (Coarse, Step, Run, Compare, Cancel, Reset): a ``param.Parameterized``
 mixin of :class:`app.state.SessionState`, with no Panel import.
 
-Each action runs the engine in a worker thread (``asyncio.to_thread``), so the page and every other
-session stay live while a round runs; parameters are updated back on the event loop, a round in one
-batched ``param.update``. In plain Python (tests) the same watchers run to completion synchronously.
-The mixin uses the session's ``case``, ``rounds``, ``engine()``, ``choice()`` and its shared cache.
+Each action runs the engine in a worker thread at a lower CPU priority (:func:`app.priority.in_background`),
+so the page and every other session stay live while a round runs; parameters are updated back on the
+event loop, a round in one batched ``param.update``. In plain Python (tests) the same watchers run to
+completion synchronously. The mixin uses the session's ``case``, ``rounds``, ``engine()``, ``choice()``
+and its shared cache.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +19,7 @@ import param
 
 from rstn_core.errors import RstnError
 
+from .priority import in_background
 from .tables import status_line
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class RunActions(param.Parameterized):
         return self._shared(self._round0_key(key), lambda: engine.start(case))
 
     async def _round0(self, key: str | None = None) -> Any:
-        return await asyncio.to_thread(self.round0_now, key)
+        return await in_background(self.round0_now, key)
 
     def _round0_key(self, key: str | None = None) -> str:
         return f"rstn-round0:{self.choice(key).key}:{self._shared_key}"
@@ -107,13 +108,13 @@ class RunActions(param.Parameterized):
             return
         engine, case, last = self.engine(), self.case, self.rounds[-1]
         self.status = f"round {last.round + 1} running…"
-        state = await asyncio.to_thread(engine.step, case, last)
+        state = await in_background(engine.step, case, last)
         self._append(state)
 
     async def _until_stopped(self, rounds_attr: str, key: str | None, label: str) -> None:
         engine, case = self.engine(key), self.case
         if key is not None and getattr(engine, "prepare", None) is not None:
-            other = await asyncio.to_thread(self.prepared, self.source_case, key)
+            other = await in_background(self.prepared, self.source_case, key)
             if other.image.shape != case.image.shape:
                 raise RstnError(f"{label} works on a {other.image.shape} grid, the shown case is {case.image.shape}: "
                                 "compare models trained at the same spacing")
@@ -125,7 +126,7 @@ class RunActions(param.Parameterized):
             self._store(rounds_attr, states, label)
         while states[-1].stopped is None and not self._cancel_requested:
             self.status = f"{label}: round {states[-1].round + 1} running…"
-            states.append(await asyncio.to_thread(engine.step, case, states[-1]))
+            states.append(await in_background(engine.step, case, states[-1]))
             self._store(rounds_attr, states, label)
             self.progress = min(99, int(100 * states[-1].round / max(cap, 1)))
         if self._cancel_requested:

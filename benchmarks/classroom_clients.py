@@ -9,7 +9,7 @@ sends them (two PATCH-DOC messages: "the rest"). Replies are timed, not decoded 
 generated component classes in this process). In a classroom the browsers run on the students' machines;
 here they would take ~90 % of the two cores (``benchmarks/app_speed.py`` measures that case with Chromium).
 
-    .venv/bin/python benchmarks/classroom_clients.py --sessions 20 [--num-procs 2]
+    .venv/bin/python benchmarks/classroom_clients.py --sessions 20 [--repeat 3] [--num-procs 2] [--reuse-sessions]
 """
 
 from __future__ import annotations
@@ -30,19 +30,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=1, help="classrooms in a row on the same warm server")
     parser.add_argument("--num-procs", type=int, default=1, help="server processes (panel serve --num-procs)")
+    parser.add_argument("--reuse-sessions", action="store_true",
+                        help="serve with panel's --reuse-sessions (make app does not)")
     args = parser.parse_args(argv)
     from app_speed import served_app
     from bokeh_clients import WARM_PAGE_BYTES, open_session
 
-    options = ("--num-procs", str(args.num_procs), "--reuse-sessions")
-    with served_app(options=options) as (port, _):
+    # the options of `make app` (Makefile) unless asked otherwise
+    options = ("--num-procs", str(args.num_procs), *(("--reuse-sessions",) if args.reuse_sessions else ()))
+    with served_app(options=options) as (port, proc):
+        import psutil
+
+        server = psutil.Process(proc.pid)
+
+        def rss_mb() -> float:  # the server's processes (one with --num-procs 1)
+            return sum(p.memory_info().rss for p in [server, *server.children(recursive=True)]) / 2**20
+
         ws_url = f"ws://127.0.0.1:{port}/app/ws"
-        print(f"load average {os.getloadavg()[0]:.2f}; the server has built the demo's round 0 at start")
+        print(f"panel serve app/ {' '.join(options)}; load average {os.getloadavg()[0]:.2f}; the server has built "
+              "the demo's round 0 at start")
         for attempt in range(2):  # the first session also loads the app's modules, the second shows a warm page
             single = open_session(ws_url, time.perf_counter())
             single["close"]()
             print(f"single session {attempt + 1}: page after {single['page']:.2f} s ({single['bytes'] / 1e6:.2f} MB), "
                   f"the rest after {single['rest']:.2f} s")
+        print(f"  server memory {rss_mb():.0f} MB")
         if single["bytes"] < WARM_PAGE_BYTES:
             raise RuntimeError(f"a warm page should carry the demo CT (> {WARM_PAGE_BYTES / 1e6:.0f} MB), "
                                f"got {single['bytes'] / 1e6:.2f} MB")
@@ -66,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"the rest of the page: {len(rest)} sessions, median {statistics.median(rest):.1f} s, "
                   f"max {max(rest):.1f} s; pages {min(sizes) / 1e6:.2f}-{max(sizes) / 1e6:.2f} MB; "
                   f"load average {os.getloadavg()[0]:.2f}")
+            open_mb = rss_mb()
             for x in results:
                 x["close"]()
+            time.sleep(2)
+            print(f"  server memory: {open_mb:.0f} MB with the {args.sessions} open, {rss_mb():.0f} MB 2 s after they closed")
     return 0
 
 
