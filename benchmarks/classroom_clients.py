@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             for x in results:
                 x["close"]()
             time.sleep(2)
-            print(f"  server memory: {open_mb:.0f} MB with the {args.sessions} open, {rss_mb():.0f} MB 2 s after they closed")
+            print(f"  server memory: {open_mb:.0f} MB with the {args.sessions} open, "
+                  f"{rss_mb():.0f} MB 2 s after they closed")
     return 0
 
 
