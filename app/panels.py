@@ -6,7 +6,9 @@ numbers come from :mod:`rstn_core.inference.summary` (the same model the HTML re
 
 from __future__ import annotations
 
+import functools
 import html
+from typing import Any
 
 import holoviews as hv
 import numpy as np
@@ -16,8 +18,10 @@ import param
 from rstn_core.inference.summary import curve_points
 
 from . import display
+from .doc_push import DocPush
 from .dsc_chart import dsc_chart_svg
 from .hvplots import ERROR_CMAP, PRED_COLOR, frame_size, image, overlay_layer, rectangles
+from .image_grid import ImageGrid, RowSpec
 from .lazy import ShownPanel
 from .state import SessionState
 from .tables import rounds_table_html
@@ -59,15 +63,80 @@ def explanation_pane(state: SessionState) -> pn.pane.Alert:
                          visible=pn.bind(bool, state.param.explanation), css_classes=["empty-explanation"])
 
 
-class SaliencyPanel(ShownPanel):
+@functools.cache
+def palette(name: str, n: int = 256) -> tuple[str, ...]:
+    """A matplotlib colour map as ``n`` hex colours (the report draws with the same maps)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps[name]
+    return tuple(to_hex(cmap(i / (n - 1))) for i in range(n))
+
+
+class GridPanel(ShownPanel):
+    """A tab of small images (:class:`app.image_grid.ImageGrid`) that are updated in place, or a note when
+    there is nothing to show. Subclasses say what to show (:meth:`_what`), how the grid looks (:meth:`_rows`)
+    and how the arrays go in (:meth:`_apply`); the grid is built with the first images. Changes reach the
+    browser batched, on the document's own tick (:class:`app.doc_push.DocPush`)."""
+
+    state = param.ClassSelector(class_=SessionState)
+    css_class = "image-grid"
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.note = pn.pane.HTML("", margin=(0, 10))
+        self.plots = pn.Column(margin=0, visible=False)
+        self.grid: ImageGrid | None = None
+        self._grid_key: Any = None
+        self._pending: Any = None
+        self._push = DocPush(self._flush)
+
+    def _what(self) -> tuple[str, Any]:
+        """(a note, None) when there is nothing to show, else ("", what :meth:`_apply` draws)."""
+        raise NotImplementedError
+
+    def _rows(self, payload: Any) -> tuple[Any, list[RowSpec]]:
+        """(a key that changes when the grid's shape must, the rows)."""
+        raise NotImplementedError
+
+    def _apply(self, grid: ImageGrid, payload: Any) -> None:
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        if not self.shown:
+            return  # brought up to date when shown again
+        message, payload = self._what()
+        if message:
+            self.note.object = f"<p>{message}</p>"
+            self.note.visible, self.plots.visible = True, False
+            return
+        key, rows = self._rows(payload)
+        if self.grid is None or key != self._grid_key:  # new models: filled before they join the page
+            self.grid, self._grid_key = ImageGrid(rows, SMALL, self.css_class), key
+            self._apply(self.grid, payload)
+            self.plots.objects = [pn.pane.Bokeh(self.grid.model)]
+        else:
+            self._pending = payload
+            self._push.mark("grid")
+        self.note.visible, self.plots.visible = False, True
+
+    def _flush(self, dirty: set[str]) -> None:
+        payload, self._pending = self._pending, None
+        if payload is not None and self.grid is not None:
+            self._apply(self.grid, payload)
+
+
+class SaliencyPanel(GridPanel):
     """The three weight channels g(P) on a fixed scale, and the transformed input or its difference; its
     controls are built the first time there is a saliency to show."""
 
-    state = param.ClassSelector(class_=SessionState)
+    css_class = "saliency-plot"
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._controls = pn.Column(margin=0)
+        self.caption = pn.pane.HTML("", margin=(0, 10), visible=False)
+        self.refresh()
 
     def _add_controls(self) -> None:
         if self._controls.objects:
@@ -80,80 +149,95 @@ class SaliencyPanel(ShownPanel):
 
     @param.depends("state.case", "state.view", "state.slice_index", "state.round_index", "state.rounds",
                    "state.display.saliency_span", "state.display.difference_span", "state.display.saliency_mode",
-                   "shown")
-    def _content(self):
-        self.skip_if_hidden()
-        s, d = self.state, self.state.display
+                   "shown", watch=True)
+    def refresh(self) -> None:
+        super().refresh()
+        self.caption.visible = self.plots.visible
+
+    def _what(self) -> tuple[str, Any]:
+        s = self.state
         if s.case is None or not s.rounds:
-            return _note("Run the coarse stage and one step to see the saliency transformation.")
+            return "Run the coarse stage and one step to see the saliency transformation.", None
         if len(s.rounds) == 1 and s.rounds[0].stopped:
-            return _note(f"No fine round ran: the run stopped after the coarse stage "
-                         f"({s.rounds[0].stopped}). {html.escape(s.explanation)}")
+            return (f"No fine round ran: the run stopped after the coarse stage ({s.rounds[0].stopped}). "
+                    f"{html.escape(s.explanation)}"), None
         if s.round_index == 0:
-            return _note("Round 0 is the coarse stage: the coarse nets saw the raw image. "
-                         "Pick a round ≥ 1 (the <b>Round shown</b> slider) to see what the fine net saw.")
+            return ("Round 0 is the coarse stage: the coarse nets saw the raw image. "
+                    "Pick a round ≥ 1 (the <b>Round shown</b> slider) to see what the fine net saw."), None
         sal = s.saliency()
         if sal is None:
-            return _note("No saliency for this view and round.")
+            return "No saliency for this view and round.", None
         self._add_controls()
-        geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
-        size = frame_size(geom, SMALL)
-        clim = (1.0 - d.saliency_span, 1.0 + d.saliency_span)
-        dlim = (-d.difference_span, d.difference_span)
-        difference = d.saliency_mode.startswith("difference")
-        box = [] if sal.box is None else [(*display.box_to_display(sal.box, geom), 0, "#ffd700")]
-        top, bottom = [], []
-        for c, name in enumerate(("slice j−1", "slice j", "slice j+1")):
-            top.append(image(display.to_display(sal.weights[c]), geom, "weight").opts(
-                cmap=DIVERGING, clim=clim, colorbar=c == 2, tools=["hover"], title=f"g(P), {name}",
-                xaxis=None, yaxis=None, toolbar=None, **size))
-            if difference:
-                arr = display.to_display(sal.transformed[c] - sal.image[c])
-                plot = image(arr, geom, "change").opts(cmap=DIVERGING, clim=dlim, colorbar=c == 2,
-                                                       title=f"X⊙g(P) − X, {name}")
-            else:
-                plot = image(display.to_display(sal.transformed[c]), geom, "input").opts(
-                    cmap="gray", clim=(0, 1), title=f"X⊙g(P), {name}")
-            bottom.append(plot.opts(tools=["hover"], xaxis=None, yaxis=None, toolbar=None, **size)
-                           * rectangles(box))
-        layout = hv.Layout(top + bottom).cols(3).opts(shared_axes=False)
-        weights = np.asarray(sal.weights)
-        caption = pn.pane.HTML(
+        d = s.display
+        self.caption.object = (
             f"<div data-testid='saliency-caption'>{SALIENCY_CAPTION}<br>Round {s.rounds[s.round_index].round}: "
             f"weights from the round {s.rounds[s.round_index - 1].round} probabilities, window centred on slice "
-            f"{sal.centre}; fixed colour scales g(P) {clim[0]:.3f}..{clim[1]:.3f}, difference ±{d.difference_span:g} "
-            f"(this window's g(P) spans {weights.min():.3f}..{weights.max():.3f}); yellow = crop box.</div>")
-        return pn.Column(caption, pn.pane.HoloViews(layout, css_classes=["saliency-plot"], linked_axes=False))
+            f"{sal.centre}; fixed colour scales g(P) {1 - d.saliency_span:.3f}..{1 + d.saliency_span:.3f}, "
+            f"difference ±{d.difference_span:g} (this window's g(P) spans {float(np.min(sal.weights)):.3f}.."
+            f"{float(np.max(sal.weights)):.3f}); yellow = crop box.</div>")
+        return "", (sal, display.geometry(s.case.image.shape, s.case.image.spacing, s.view), d.saliency_mode,
+                    d.saliency_span, d.difference_span)
+
+    def _rows(self, payload: Any) -> tuple[Any, list[RowSpec]]:
+        diverging = palette(DIVERGING)
+        return "saliency", [RowSpec(3, diverging, 0.9, 1.1, "weight", "weight"),
+                            RowSpec(3, diverging, -0.05, 0.05, "change", "value", boxes=True)]
+
+    def _apply(self, grid: ImageGrid, payload: Any) -> None:
+        sal, geom, mode, span, dspan = payload
+        names = ("slice j−1", "slice j", "slice j+1")
+        grid.set_frame(geom)
+        grid.set_row(0, [display.to_display(w) for w in sal.weights], [f"g(P), {n}" for n in names], geom,
+                     low=1.0 - span, high=1.0 + span)
+        if mode.startswith("difference"):
+            arrays = [display.to_display(t - x) for t, x in zip(sal.transformed, sal.image, strict=True)]
+            grid.set_row(1, arrays, [f"X⊙g(P) − X, {n}" for n in names], geom, low=-dspan, high=dspan,
+                         palette=palette(DIVERGING), bar="change")
+        else:
+            grid.set_row(1, [display.to_display(t) for t in sal.transformed], [f"X⊙g(P), {n}" for n in names],
+                         geom, low=0.0, high=1.0, palette=palette("gray"), bar="input")
+        grid.set_boxes(1, [] if sal.box is None else [display.box_to_display(sal.box, geom)])
 
     def __panel__(self):
-        return pn.Column(self._controls, self._content, css_classes=["saliency-panel"], name="saliency-panel")
+        return pn.Column(self._controls, self.note, self.caption, self.plots, css_classes=["saliency-panel"],
+                         name="saliency-panel")
 
 
-class ProbabilityPanel(ShownPanel):
+class ProbabilityPanel(GridPanel):
     """Per-view probabilities and the fused probability of the current round on this slice."""
 
-    state = param.ClassSelector(class_=SessionState)
+    css_class = "probability-plot"
 
-    @param.depends("state.case", "state.view", "state.slice_index", "state.round_index", "state.rounds", "shown")
-    def _content(self):
-        self.skip_if_hidden()
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.refresh()
+
+    @param.depends("state.case", "state.view", "state.slice_index", "state.round_index", "state.rounds", "shown",
+                   watch=True)
+    def refresh(self) -> None:
+        super().refresh()
+
+    def _what(self) -> tuple[str, Any]:
         s = self.state
         round_state = s.current_round
         if s.case is None or round_state is None:
-            return _note("No round yet.")
-        geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
-        size = frame_size(geom, SMALL)
-        items = []
+            return "No round yet.", None
         arrays = [(f"P from {v.value} nets", p) for v, p in round_state.view_probs.items()]
-        for n, (title, prob) in enumerate([*arrays, ("fused P", round_state.fused_prob)]):
-            arr = display.display_slice(np.asarray(prob, dtype=np.float32), s.view, s.slice_index)
-            items.append(image(arr, geom, "p").opts(cmap="magma", clim=(0, 1), title=title, tools=["hover"],
-                                                    colorbar=n == len(arrays), xaxis=None, yaxis=None,
-                                                    toolbar=None, **size))
-        return pn.pane.HoloViews(hv.Layout(items).cols(4).opts(shared_axes=False), linked_axes=False)
+        items = [(title, display.display_slice(np.asarray(prob, dtype=np.float32), s.view, s.slice_index))
+                 for title, prob in [*arrays, ("fused P", round_state.fused_prob)]]
+        return "", (items, display.geometry(s.case.image.shape, s.case.image.spacing, s.view))
+
+    def _rows(self, payload: Any) -> tuple[Any, list[RowSpec]]:
+        n = len(payload[0])
+        return n, [RowSpec(n, palette("magma"), 0.0, 1.0, "P", "p")]
+
+    def _apply(self, grid: ImageGrid, payload: Any) -> None:
+        items, geom = payload
+        grid.set_frame(geom)
+        grid.set_row(0, [a for _, a in items], [t for t, _ in items], geom)
 
     def __panel__(self):
-        return pn.Column(self._content, css_classes=["probability-panel"])
+        return pn.Column(self.note, self.plots, css_classes=["probability-panel"])
 
 
 class ConvergencePanel(pn.viewable.Viewer):
