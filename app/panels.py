@@ -266,9 +266,14 @@ class ConvergencePanel(pn.viewable.Viewer):
 
 
 class ComparePanel(ShownPanel):
-    """RSTN next to the stage-wise baseline on the same case, at the slice where they differ most."""
+    """RSTN next to the stage-wise baseline on the same case, at the slice where they differ most (drawn
+    again only when what it shows changes)."""
 
     state = param.ClassSelector(class_=SessionState)
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._drawn: tuple | None = None
 
     def _method_plot(self, key, rounds, index: int, geom) -> hv.Overlay:
         s = self.state
@@ -292,10 +297,16 @@ class ComparePanel(ShownPanel):
         self.skip_if_hidden()
         s = self.state
         if s.case is None or not s.rounds or not s.compare_rounds:
+            self._drawn = None
             return _note("Press <b>Compare with baseline</b> to run both methods to convergence on this case.")
         geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
         differs = s.difference_slice()
         index = s.slice_index if differs is None else differs
+        key = (id(s.case), s.view, index, id(s.rounds[-1]), len(s.rounds), id(s.compare_rounds[-1]),
+               len(s.compare_rounds))
+        if key == self._drawn:  # e.g. a slice change while the tab shows the slice where the methods differ
+            raise param.Skip
+        self._drawn = key
         where = (f"{s.view} slice {index}: where the two final masks differ most" if differs is not None
                  else f"{s.view} slice {index} (the two final masks agree on every slice)")
         plots = [self._method_plot(key, rounds, index, geom)

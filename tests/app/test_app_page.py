@@ -6,6 +6,7 @@ import json
 
 import holoviews as hv
 import numpy as np
+import param
 import pytest
 from stub_engine import StubEngine, make_engine, small_case
 
@@ -318,3 +319,23 @@ def test_the_default_engines_run_on_rstn_device(monkeypatch, tmp_path):
     monkeypatch.setenv("RSTN_DEVICE", "cpu:0")
     app = App(case=small_case(), data_root=tmp_path, autostart=False)
     assert app.state.choice().key.endswith(":cpu:0") and "failed" not in app.state.model_info
+
+
+def test_the_comparison_is_not_redrawn_when_only_the_slice_changes():
+    from app.panels import ComparePanel
+
+    s = _app().state
+    s.param.trigger("compare")
+    panel = ComparePanel(state=s)
+    assert panel._content() is not None and panel._drawn[2] == s.slice_index  # the stubs agree everywhere
+    s.slice_index = (s.slice_index + 5) % s.num_slices
+    assert panel._content() is not None and panel._drawn[2] == s.slice_index  # so it follows the slice
+    s.difference_slice = lambda: 10  # methods that differ most on slice 10: the tab shows that slice
+    panel._content()
+    drawn = panel._drawn
+    s.slice_index = (s.slice_index + 5) % s.num_slices
+    with pytest.raises(param.Skip):  # a slice change does not redraw it
+        panel._content()
+    assert panel._drawn == drawn
+    s.view = "coronal"  # a new view is drawn
+    assert panel._content() is not None and panel._drawn != drawn
