@@ -155,13 +155,14 @@ class App(pn.viewable.Viewer):
         # pages are built before anyone's sidebar); they keep their place, so nothing on screen moves
         self.sidebar = AfterLoad(lambda: Sidebar(state=s), "<i>loading the controls…</i>", width=320)
         self.lower = AfterLoad(tabs, "", sizing_mode="stretch_width")
+        self.viewer = SliceViewer(state=s)
         return pn.Row(
             self.sidebar,
             pn.Column(
                 self._header(),
                 pn.pane.HTML(GUIDE_HTML, margin=(0, 10), sizing_mode="stretch_width"),
                 self.data_card,
-                pn.Row(SliceViewer(state=s), ConvergencePanel(state=s)),
+                pn.Row(self.viewer, ConvergencePanel(state=s)),
                 self.lower))
 
     def __panel__(self) -> pn.Row:

@@ -113,20 +113,27 @@ def session_build_times(n: int, ref: str | None = None) -> dict:
 
 
 def slice_server_times(n: int) -> dict:
-    """Server work after the browser drew a slice: the synced slider value reaching the session state."""
+    """Server work after the browser drew a slice: the synced slider value reaching the session state and
+    every view that follows it (the Saliency tab is open, as on a new page), at round 0 and after one Step
+    (the Saliency tab then shows images)."""
     from app.page import App
-    from app.viewer import SliceViewer
 
     app = App()
     app.__panel__()
-    viewer = SliceViewer(state=app.state)
-    times = []
-    for _ in range(n):
-        old = app.state.slice_index
-        t0 = time.perf_counter()
-        viewer._on_slider("value", old, (old + 1) % app.state.num_slices)
-        times.append(time.perf_counter() - t0)
-    return {"slice_update_s": times}
+    viewer = app.viewer
+
+    def times() -> list[float]:
+        out = []
+        for _ in range(n):
+            old = app.state.slice_index
+            t0 = time.perf_counter()
+            viewer._on_slider("value", old, (old + 1) % app.state.num_slices)
+            out.append(time.perf_counter() - t0)
+        return out
+
+    round0 = times()
+    app.state.param.trigger("step")
+    return {"slice_update_s": round0, "slice_update_round1_s": times()}
 
 
 # In the page: a key press until the slice is drawn and two animation frames have passed (pixels on screen).
@@ -293,7 +300,9 @@ def _summary(out: dict) -> list[str]:
         lines += [f"model: {e['model']}", f"case: {e['case']}",
                   f"engine load {e['load_s']:.2f} s, round 0 {e['round0_s']:.2f} s, steps "
                   f"{', '.join(f'{s:.2f}' for s in e['step_s'])} s, saliency view {e['saliency_view_s'] * 1000:.1f} ms"]
-    lines.append(f"server work per browser slice change median {med(out['server']['slice_update_s']) * 1000:.1f} ms")
+    server = out["server"]
+    lines.append(f"server work per browser slice change median {med(server['slice_update_s']) * 1000:.1f} ms at "
+                 f"round 0, {med(server['slice_update_round1_s']) * 1000:.1f} ms at round 1 (Saliency tab open)")
     for name, rec in out["server"]["session_build"].items():
         lines.append(f"page build ({name}): {rec['models']} Bokeh models, CPU median {med(rec['cpu_s']):.3f} s "
                      f"(wall median {med(rec['wall_s']):.3f} s) over {len(rec['cpu_s'])} builds")
