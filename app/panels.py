@@ -112,7 +112,7 @@ class GridPanel(ShownPanel):
             return
         key, rows = self._rows(payload)
         if self.grid is None or key != self._grid_key:  # new models: filled before they join the page
-            self.grid, self._grid_key = ImageGrid(rows, SMALL, self.css_class), key
+            self.grid, self._grid_key, self._pending = ImageGrid(rows, SMALL, self.css_class), key, None
             self._apply(self.grid, payload)
             self.plots.objects = [pn.pane.Bokeh(self.grid.model)]
         else:

@@ -339,3 +339,24 @@ def test_the_comparison_is_not_redrawn_when_only_the_slice_changes():
     assert panel._drawn == drawn
     s.view = "coronal"  # a new view is drawn
     assert panel._content() is not None and panel._drawn != drawn
+
+
+def test_a_rebuilt_image_grid_drops_the_update_queued_for_the_old_one():
+    from types import SimpleNamespace
+
+    from app.panels import ProbabilityPanel
+
+    s = _app().state
+    s.param.trigger("step")
+    panel = ProbabilityPanel(state=s)
+    queued = []
+    panel._push = SimpleNamespace(mark=lambda *parts: queued.append(parts))  # served: applied on the next tick
+    s.slice_index = (s.slice_index + 1) % s.num_slices
+    assert queued and panel._pending is not None
+    panel._grid_key = "a grid of another shape"  # e.g. a model with another number of views
+    s.slice_index = (s.slice_index + 1) % s.num_slices
+    assert panel._pending is None  # the new grid was filled at once
+    panel._flush({"grid"})  # the old tick arrives: nothing stale is drawn into the new grid
+    expected = display.display_slice(np.asarray(s.current_round.fused_prob, dtype=np.float32), s.view,
+                                      s.slice_index)
+    np.testing.assert_allclose(panel.grid.sources[0][-1].data["image"][0], np.flipud(expected))
