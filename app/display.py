@@ -39,6 +39,9 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 # Categorical codes for the TP/FP/FN overlay.
 TP, FP, FN = 1, 2, 3
 ERROR_COLORS = {TP: "#2ca02c", FP: "#ff7f0e", FN: "#1f77b4"}  # green, orange, blue
+ERROR_CMAP = [ERROR_COLORS[TP], ERROR_COLORS[FP], ERROR_COLORS[FN]]  # overlay codes 1, 2, 3
+TRUTH_COLOR = "#ffd700"
+PRED_COLOR = "#e31a1c"
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 round instead of a Bokeh figure of ~70 models per session.
 
 ``dsc_chart_svg(rounds, stop_dsc)``: inter-round DSC (solid) and DSC vs truth (dashed) per round, the stop
-threshold (grey dashes), a legend; the points come from :func:`rstn_core.inference.summary.curve_points`
-(two empty masks give no inter-round point). Each point carries a ``<title>`` (the browser's tooltip).
+threshold (grey dashes), a legend; ``dsc_comparison_svg({name: rounds}, stop_dsc)``: the same for several
+runs (the Compare tab), the legend beside the frame. The points come from
+:func:`rstn_core.inference.summary.curve_points` (two empty masks give no inter-round point). Each point
+carries a ``<title>`` (the browser's tooltip).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from . import display
 
 WIDTH, HEIGHT = 520, 330
 LEFT, RIGHT, TOP, BOTTOM = 54, 16, 34, 48  # the frame's margins (px)
+LEGEND_WIDTH = 240  # px beside the frame for the legend of a comparison
 
 
 def _scale(last: int) -> tuple[Any, Any]:
@@ -64,23 +67,45 @@ def dsc_chart_svg(rounds: Sequence[Any], stop_dsc: float, points: dict | None = 
     ``points``: ``curve_points(rounds)`` when the caller has it already."""
     points = curve_points(rounds) if points is None else points
     last = max((int(r.round) for r in rounds), default=1)
+    return _chart([("", points)], last, stop_dsc, legend_beside=False)
+
+
+def dsc_comparison_svg(series: dict[str, Sequence[Any]], stop_dsc: float) -> str:
+    """Both curves of each named run (``{name: rounds}``), each run in its own colours, the legend beside the
+    frame (never over a curve); ``data-points`` counts every run's inter-round points."""
+    last = max((int(r.round) for rounds in series.values() for r in rounds), default=1)
+    return _chart([(name, curve_points(rounds)) for name, rounds in series.items()], last, stop_dsc,
+                  legend_beside=True)
+
+
+def _chart(runs: list[tuple[str, dict]], last: int, stop_dsc: float, legend_beside: bool) -> str:
     x, y = _scale(last)
-    inter_color, truth_color = display.series_colors(0)
     title = html.escape(f"DSC per round (grey dashes: stop at {stop_dsc})")
-    parts = [f"<svg class='dsc-chart' xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
-             f"viewBox='0 0 {WIDTH} {HEIGHT}' font-family='sans-serif' font-size='11' "
-             f"data-points='{len(points['inter'])}' role='img' aria-label='{title}'>",
+    entries = []
+    for i, (name, points) in enumerate(runs):
+        inter_color, truth_color = display.series_colors(i)
+        prefix = f"{name}: " if name else ""
+        entries += [(points["inter"], f"{prefix}inter-round DSC", inter_color, "none"),
+                    (points["truth"], f"{prefix}DSC vs truth", truth_color, "6 4")]
+    width = WIDTH + (LEGEND_WIDTH if legend_beside else 0)
+    inter_points = sum(len(points["inter"]) for _, points in runs)
+    parts = [f"<svg class='dsc-chart' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{HEIGHT}' "
+             f"viewBox='0 0 {width} {HEIGHT}' font-family='sans-serif' font-size='11' "
+             f"data-points='{inter_points}' role='img' aria-label='{title}'>",
              f"<text x='{LEFT}' y='18' font-size='13' font-weight='bold'>{title}</text>", *_axes(last, x, y),
              f"<line x1='{LEFT}' x2='{WIDTH - RIGHT}' y1='{y(stop_dsc):.1f}' y2='{y(stop_dsc):.1f}' stroke='grey' "
              "stroke-dasharray='5 4'/>"]
-    parts += _series(points["inter"], inter_color, "none", "inter-round DSC", x, y)
-    parts += _series(points["truth"], truth_color, "6 4", "DSC vs truth", x, y)
-    lx, ly = WIDTH - RIGHT - 150, HEIGHT - BOTTOM - 40
-    parts.append(f"<rect x='{lx - 6}' y='{ly - 12}' width='150' height='38' fill='white' stroke='#ddd'/>")
-    for i, (label, color, dash) in enumerate((("inter-round DSC", inter_color, "none"),
-                                              ("DSC vs truth", truth_color, "6 4"))):
+    for pts, label, color, dash in entries:
+        parts += _series(pts, color, dash, label, x, y)
+    if legend_beside:
+        lx, ly, box_w = WIDTH + 6, TOP + 12, LEGEND_WIDTH - 12
+    else:
+        lx, ly, box_w = WIDTH - RIGHT - 150, HEIGHT - BOTTOM - 16 * len(entries) - 8, 150
+    parts.append(f"<rect class='dsc-legend' x='{lx - 6}' y='{ly - 12}' width='{box_w}' "
+                 f"height='{16 * len(entries) + 6}' fill='white' stroke='#ddd'/>")
+    for i, (_, label, color, dash) in enumerate(entries):
         yy = ly + i * 16
         parts.append(f"<line x1='{lx}' x2='{lx + 24}' y1='{yy - 4}' y2='{yy - 4}' stroke='{color}' stroke-width='2' "
-                     f"stroke-dasharray='{dash}'/><text x='{lx + 30}' y='{yy}'>{label}</text>")
+                     f"stroke-dasharray='{dash}'/><text x='{lx + 30}' y='{yy}'>{html.escape(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)

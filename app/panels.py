@@ -10,7 +10,6 @@ import functools
 import html
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
@@ -19,38 +18,21 @@ from rstn_core.inference.summary import curve_points
 
 from . import display
 from .doc_push import DocPush
-from .dsc_chart import dsc_chart_svg
-from .hvplots import ERROR_CMAP, PRED_COLOR, frame_size, image, overlay_layer, rectangles
+from .dsc_chart import dsc_chart_svg, dsc_comparison_svg
 from .image_grid import ImageGrid, RowSpec
 from .lazy import ShownPanel
 from .state import SessionState
 from .tables import rounds_table_html
 
 SMALL = 190
+COMPARE = 300  # px, the larger side of each method's image
+PREDICTION_CODE = len(display.ERROR_CMAP) + 1  # overlay code of a prediction shown without a truth
 DIVERGING = "RdBu_r"
 SALIENCY_CAPTION = (
     "<b>What the fine net sees</b> (the paper's Figure 5). The fine net reads three neighbouring slices "
     "(channels j−1, j, j+1). Before it does, each channel X is multiplied by weights g(P) computed from the "
     "previous round's probability P: white = 1 = unchanged, red &gt; 1 = brightened, blue &lt; 1 = dimmed. "
     "The difference X⊙g(P) − X shows where the previous round's guess changed the input.")
-
-
-def dsc_curves(series: dict, stop_dsc: float) -> hv.Overlay:
-    """Inter-round DSC and DSC vs truth per round for each named run; each run has its own colours."""
-    layers = [hv.HLine(stop_dsc).opts(color="grey", line_dash="dashed", line_width=1)]
-    last = max((r.round for rounds in series.values() for r in rounds), default=1)
-    for i, (name, rounds) in enumerate(series.items()):
-        points = curve_points(rounds)
-        inter_color, truth_color = display.series_colors(i)
-        for label, pts, color, dash in ((f"{name}: inter-round DSC", points["inter"], inter_color, "solid"),
-                                        (f"{name}: DSC vs truth", points["truth"], truth_color, "dashed")):
-            if pts:
-                layers.append(hv.Curve(pts, "round", "DSC", label=label).opts(color=color, line_dash=dash))
-                layers.append(hv.Scatter(pts, "round", "DSC", label=label).opts(color=color, size=7))
-    return hv.Overlay(layers).opts(
-        title=f"DSC per round (grey dashes: stop at {stop_dsc})", legend_position="right",  # beside, not on the data
-        xlabel="round", ylabel="DSC", frame_width=420, frame_height=240, ylim=(0, 1.02),
-        xlim=(-0.3, max(last, 1) + 0.3), xticks=list(range(max(last, 1) + 1)), show_grid=True, toolbar=None)
 
 
 def _note(text: str) -> pn.pane.HTML:
@@ -81,6 +63,7 @@ class GridPanel(ShownPanel):
 
     state = param.ClassSelector(class_=SessionState)
     css_class = "image-grid"
+    size = SMALL  # px, the larger side of each image
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
@@ -110,9 +93,11 @@ class GridPanel(ShownPanel):
             self.note.object = f"<p>{message}</p>"
             self.note.visible, self.plots.visible = True, False
             return
+        if payload is None:
+            return  # what is on screen is still right
         key, rows = self._rows(payload)
         if self.grid is None or key != self._grid_key:  # new models: filled before they join the page
-            self.grid, self._grid_key, self._pending = ImageGrid(rows, SMALL, self.css_class), key, None
+            self.grid, self._grid_key, self._pending = ImageGrid(rows, self.size, self.css_class), key, None
             self._apply(self.grid, payload)
             self.plots.objects = [pn.pane.Bokeh(self.grid.model)]
         else:
@@ -265,65 +250,81 @@ class ConvergencePanel(pn.viewable.Viewer):
         return pn.Column(explanation_pane(self.state), self.pane, css_classes=["convergence-panel"])
 
 
-class ComparePanel(ShownPanel):
-    """RSTN next to the stage-wise baseline on the same case, at the slice where they differ most (drawn
-    again only when what it shows changes)."""
+class ComparePanel(GridPanel):
+    """RSTN next to the stage-wise baseline on the same case, at the slice where they differ most: the two
+    images (CT, TP/FP/FN or the prediction, each round's crop box) updated in place, the curves of both
+    (an inline SVG) and both tables; nothing is sent when only the slice on screen changes."""
 
-    state = param.ClassSelector(class_=SessionState)
+    css_class = "compare-image"
+    size = COMPARE
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
+        self.where = pn.pane.HTML("", margin=(0, 10))
+        self.chart = pn.pane.HTML("", css_classes=["compare-chart"], margin=(0, 10))
+        self.tables = pn.pane.HTML("", margin=(0, 10))
         self._drawn: tuple | None = None
+        self.refresh()
 
-    def _method_plot(self, key, rounds, index: int, geom) -> hv.Overlay:
-        s = self.state
-        hu = display.display_slice(s.case.image.data, s.view, index)
-        ct = image(hu, geom, "HU").opts(cmap="gray", clim=s.display.clim(), xaxis=None, yaxis=None, toolbar=None,
-                                        **frame_size(geom, 300))
-        last = rounds[-1]
-        pred = display.display_slice(last.mask, s.view, index)
-        if s.case.label is not None:
-            layer = display.error_layer(pred, display.display_slice(s.case.label, s.view, index))
-            over = overlay_layer(layer, geom, "error").opts(cmap=ERROR_CMAP, clim=(0.5, 3.5), alpha=0.6)
-        else:
-            over = overlay_layer(display.mask_layer(pred), geom, "error").opts(cmap=[PRED_COLOR], clim=(0.5, 1))
-        dsc = "" if last.dsc_vs_truth is None else f", DSC {last.dsc_vs_truth:.3f}"
-        title = f"{s.choice(key).method.upper()}: round {last.round}{dsc}"
-        boxes = rectangles(display.box_rows(rounds, s.view, index, geom))
-        return (ct * over * boxes).opts(title=title, fontsize={"title": 10})
+    @param.depends("state.case", "state.view", "state.slice_index", "state.rounds", "state.compare_rounds",
+                   "state.display.window", "state.display.level", "state.display.width", "shown", watch=True)
+    def refresh(self) -> None:
+        super().refresh()
+        for pane in (self.where, self.chart, self.tables):
+            pane.visible = self.plots.visible
 
-    @param.depends("state.case", "state.view", "state.slice_index", "state.rounds", "state.compare_rounds", "shown")
-    def _content(self):
-        self.skip_if_hidden()
+    def _what(self) -> tuple[str, Any]:
         s = self.state
         if s.case is None or not s.rounds or not s.compare_rounds:
             self._drawn = None
-            return _note("Press <b>Compare with baseline</b> to run both methods to convergence on this case.")
-        geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
+            return "Press <b>Compare with baseline</b> to run both methods to convergence on this case.", None
         differs = s.difference_slice()
         index = s.slice_index if differs is None else differs
         key = (id(s.case), s.view, index, id(s.rounds[-1]), len(s.rounds), id(s.compare_rounds[-1]),
-               len(s.compare_rounds))
+               len(s.compare_rounds), tuple(s.display.clim()))
         if key == self._drawn:  # e.g. a slice change while the tab shows the slice where the methods differ
-            raise param.Skip
+            return "", None
         self._drawn = key
         where = (f"{s.view} slice {index}: where the two final masks differ most" if differs is not None
                  else f"{s.view} slice {index} (the two final masks agree on every slice)")
-        plots = [self._method_plot(key, rounds, index, geom)
-                 for key, rounds in ((s.model, s.rounds), (s.compare_model, s.compare_rounds))]
-        names = [s.choice(s.model).method.upper(), s.choice(s.compare_model).method.upper()]
-        series = dict(zip(names, (s.rounds, s.compare_rounds), strict=True))
-        legend = pn.pane.HTML(f"<div data-testid='compare-where'>{where}</div>"
-                              "<div class='legend'><span style='color:#2ca02c'>■ TP</span> "
-                              "<span style='color:#ff7f0e'>■ FP</span> <span style='color:#1f77b4'>■ FN</span> "
-                              "· boxes: each round's crop (dark = early)</div>")
-        return pn.Column(
-            legend,
-            pn.Row(*(pn.pane.HoloViews(plot, linked_axes=False, css_classes=["compare-image"]) for plot in plots)),
-            pn.pane.HoloViews(dsc_curves(series, s.stop_dsc()), linked_axes=False, css_classes=["compare-chart"]),
-            pn.Row(pn.pane.HTML(rounds_table_html(s.rounds, "compare-main", s.choice_label(s.model))),
-                   pn.pane.HTML(rounds_table_html(s.compare_rounds, "compare-baseline",
-                                                  s.choice_label(s.compare_model)))))
+        self.where.object = (f"<div data-testid='compare-where'>{where}</div><div class='legend'>"
+                             f"<span style='color:{display.ERROR_COLORS[display.TP]}'>■ TP</span> "
+                             f"<span style='color:{display.ERROR_COLORS[display.FP]}'>■ FP</span> "
+                             f"<span style='color:{display.ERROR_COLORS[display.FN]}'>■ FN</span> "
+                             f"<span style='color:{display.PRED_COLOR}'>■ prediction (no truth)</span> "
+                             "· boxes: each round's crop (dark = early)</div>")
+        runs = ((s.model, s.rounds), (s.compare_model, s.compare_rounds))
+        names = [s.choice(key).method.upper() for key, _ in runs]
+        self.chart.object = dsc_comparison_svg(dict(zip(names, (r for _, r in runs), strict=True)), s.stop_dsc())
+        self.tables.object = ("<div style='display:flex; gap:24px'>"
+                              + "".join(rounds_table_html(rounds, test_id, s.choice_label(key))
+                                        for (key, rounds), test_id in zip(runs, ("compare-main", "compare-baseline"),
+                                                                          strict=True))
+                              + "</div>")
+        geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
+        hu = display.display_slice(s.case.image.data, s.view, index)
+        images = []
+        for name, (_, rounds) in zip(names, runs, strict=True):
+            last = rounds[-1]
+            pred = display.display_slice(last.mask, s.view, index)
+            codes = (display.error_layer(pred, display.display_slice(s.case.label, s.view, index))
+                     if s.case.label is not None else display.mask_layer(pred) * PREDICTION_CODE)
+            dsc = "" if last.dsc_vs_truth is None else f", DSC {last.dsc_vs_truth:.3f}"
+            images.append((f"{name}: round {last.round}{dsc}", codes,
+                           display.box_rows(rounds, s.view, index, geom)))
+        return "", (geom, hu, images, tuple(s.display.clim()))
+
+    def _rows(self, payload: Any) -> tuple[Any, list[RowSpec]]:
+        return "compare", [RowSpec(2, palette("gray"), -135.0, 215.0, value="HU", boxes=True,
+                                   overlay=(*display.ERROR_CMAP, display.PRED_COLOR))]
+
+    def _apply(self, grid: ImageGrid, payload: Any) -> None:
+        geom, hu, images, clim = payload
+        grid.set_frame(geom)
+        grid.set_row(0, [hu, hu], [title for title, _, _ in images], geom, low=clim[0], high=clim[1],
+                     overlays=[codes for _, codes, _ in images])
+        for i, (_, _, boxes) in enumerate(images):
+            grid.set_boxes(0, boxes, index=i)
 
     def __panel__(self):
-        return pn.Column(self._content, css_classes=["compare-panel"])
+        return pn.Column(self.note, self.where, self.plots, self.chart, self.tables, css_classes=["compare-panel"])

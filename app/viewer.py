@@ -38,14 +38,13 @@ from rstn_core.types import View
 
 from . import display, slice_payload
 from .doc_push import DocPush
-from .hvplots import PRED_COLOR, TRUTH_COLOR
 from .state import SessionState
 
 RENDER_JS = (Path(__file__).with_name("slice_render.js")).read_text(encoding="utf-8")
 CLEAR = "rgba(0, 0, 0, 0)"
 # overlay codes drawn by slice_render.js: 1 TP, 2 FP, 3 FN, 4 truth, 5 prediction (0 = transparent)
 OVERLAY_PALETTE = [display.ERROR_COLORS[display.TP], display.ERROR_COLORS[display.FP],
-                   display.ERROR_COLORS[display.FN], TRUTH_COLOR, PRED_COLOR]
+                   display.ERROR_COLORS[display.FN], display.TRUTH_COLOR, display.PRED_COLOR]
 
 
 def legend_html() -> str:
@@ -54,8 +53,8 @@ def legend_html() -> str:
         f"<span style='color:{display.ERROR_COLORS[display.TP]}'>■ TP (found)</span> "
         f"<span style='color:{display.ERROR_COLORS[display.FP]}'>■ FP (extra)</span> "
         f"<span style='color:{display.ERROR_COLORS[display.FN]}'>■ FN (missed)</span> "
-        f"<span style='color:{TRUTH_COLOR}'>■ truth</span> "
-        f"<span style='color:{PRED_COLOR}'>■ prediction</span> · boxes: where each round zoomed in "
+        f"<span style='color:{display.TRUTH_COLOR}'>■ truth</span> "
+        f"<span style='color:{display.PRED_COLOR}'>■ prediction</span> · boxes: where each round zoomed in "
         "(round 1 is cut from round 0's mask; dark = early)</div>")
 
 

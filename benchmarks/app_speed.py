@@ -83,12 +83,10 @@ def session_build_times(n: int, ref: str | None = None) -> dict:
     models and their serialisation for the browser (``doc.to_json``), in CPU seconds of this process
     (robust to other work on the machine) and wall seconds; with ``ref``, the app of that git revision
     measured alternately in the same process (the ratio is what counts on a noisy machine)."""
-    import holoviews as hv
     import panel as pn
     from bokeh.document import Document
 
     pn.extension("filedropper")
-    hv.extension("bokeh")
     pages = {"now": _app_package(None)}
     if ref:
         pages[ref] = _app_package(ref)

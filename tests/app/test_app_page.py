@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
-import holoviews as hv
 import numpy as np
-import param
 import pytest
 from stub_engine import StubEngine, make_engine, small_case
 
@@ -172,7 +171,7 @@ def test_saliency_uses_a_fixed_scale_and_the_difference_view():
     sal = s.saliency()  # the middle channel's difference, in Bokeh's orientation (row 0 at the bottom)
     expected = np.flipud(display.to_display(sal.transformed[1] - sal.image[1]))
     np.testing.assert_allclose(grid.sources[1][1].data["image"][0], expected, atol=1e-6)
-    assert len(grid.box_sources[1].data["left"]) == (sal.box is not None)
+    assert [len(b.data["left"]) for b in grid.box_sources[1]] == [int(sal.box is not None)] * 3
 
 
 def test_saliency_and_probability_images_are_updated_in_place():
@@ -203,17 +202,13 @@ def test_saliency_and_probability_images_are_updated_in_place():
 
 
 def test_the_comparison_chart_keeps_its_legend_off_the_curves():
-    from bokeh.models import Legend
-
-    from app.panels import dsc_curves
+    from app import dsc_chart
 
     app = _app()
-    series = {"RSTN": app.state.rounds, "C2F": app.state.rounds}
-    fig = hv.render(dsc_curves(series, 0.99), backend="bokeh")
-    legends = [m for m in fig.right if isinstance(m, Legend)]
-    assert legends and not [m for m in fig.center if isinstance(m, Legend)]
-    labels = {item.label["value"] for item in legends[0].items}
-    assert {"RSTN: DSC vs truth", "C2F: DSC vs truth"} <= labels
+    svg = dsc_chart.dsc_comparison_svg({"RSTN": app.state.rounds, "C2F": app.state.rounds}, 0.99)
+    legend_x = float(re.search(r"<rect class='dsc-legend' x='([-\d.]+)'", svg).group(1))
+    assert legend_x >= dsc_chart.WIDTH - dsc_chart.RIGHT  # beside the frame, not on the data
+    assert "RSTN: DSC vs truth" in svg and "C2F: DSC vs truth" in svg
 
 
 def test_main_only_composes_the_app():
@@ -321,24 +316,29 @@ def test_the_default_engines_run_on_rstn_device(monkeypatch, tmp_path):
     assert app.state.choice().key.endswith(":cpu:0") and "failed" not in app.state.model_info
 
 
-def test_the_comparison_is_not_redrawn_when_only_the_slice_changes():
+def test_the_comparison_is_updated_in_place_and_not_redrawn_for_a_slice_change():
     from app.panels import ComparePanel
 
     s = _app().state
     s.param.trigger("compare")
     panel = ComparePanel(state=s)
-    assert panel._content() is not None and panel._drawn[2] == s.slice_index  # the stubs agree everywhere
-    s.slice_index = (s.slice_index + 5) % s.num_slices
-    assert panel._content() is not None and panel._drawn[2] == s.slice_index  # so it follows the slice
+    grid = panel.grid
+    models = {m.id for m in grid.model.references()}
+    assert [f.title.text.split(":")[0] for f in grid.figures[0]] == ["RSTN", "C2F"]
+    assert panel._drawn[2] == s.slice_index  # the stubs agree everywhere: the tab follows the slice on screen
+    geom = display.geometry(s.case.image.shape, s.case.image.spacing, s.view)
+    for i, rounds in enumerate((s.rounds, s.compare_rounds)):  # each method's own crop boxes
+        expected = display.box_rows(rounds, s.view, s.slice_index, geom)
+        assert len(grid.box_sources[0][i].data["left"]) == len(expected)
     s.difference_slice = lambda: 10  # methods that differ most on slice 10: the tab shows that slice
-    panel._content()
-    drawn = panel._drawn
     s.slice_index = (s.slice_index + 5) % s.num_slices
-    with pytest.raises(param.Skip):  # a slice change does not redraw it
-        panel._content()
-    assert panel._drawn == drawn
-    s.view = "coronal"  # a new view is drawn
-    assert panel._content() is not None and panel._drawn != drawn
+    assert panel._drawn[2] == 10
+    shown = grid.sources[0][0].data["image"][0]
+    s.slice_index = (s.slice_index + 5) % s.num_slices  # a slice change sends nothing
+    assert grid.sources[0][0].data["image"][0] is shown
+    s.view = "coronal"  # a new view is drawn, into the same models
+    assert grid.sources[0][0].data["image"][0] is not shown
+    assert {m.id for m in grid.model.references()} == models
 
 
 def test_a_rebuilt_image_grid_drops_the_update_queued_for_the_old_one():

@@ -9,7 +9,6 @@ the stubs 20 s more (a slow round); ``?case=real`` opens the real example CT
 import sys
 from pathlib import Path
 
-import holoviews as hv
 import panel as pn
 
 HERE = Path(__file__).resolve().parent
@@ -25,7 +24,6 @@ from app.page import App, shared  # noqa: E402
 REAL = ROOT.parent / "shared" / "data" / "totalseg_example"
 
 pn.extension()  # as app/main.py: the upload scripts load with the data panel
-hv.extension("bokeh")
 
 
 def _arg(name: str, default: str) -> str:
