@@ -44,6 +44,12 @@ TRUTH_COLOR = "#ffd700"
 PRED_COLOR = "#e31a1c"
 
 
+def legend_html(items: Sequence[tuple[str, str]], tail: str = "") -> str:
+    """A one-line HTML legend (class ``legend``): a square in each ``(colour, label)``, then ``tail``."""
+    swatches = " ".join(f"<span style='color:{color}'>■ {label}</span>" for color, label in items)
+    return f"<div class='legend'>{swatches}{' ' + tail if tail else ''}</div>"
+
+
 @dataclass(frozen=True)
 class DisplayGeometry:
     """Physical extent of one view's display: ``bounds`` (left, bottom, right, top) in mm."""

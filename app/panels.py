@@ -27,17 +27,15 @@ from .tables import rounds_table_html
 SMALL = 190
 COMPARE = 300  # px, the larger side of each method's image
 PREDICTION_CODE = len(display.ERROR_CMAP) + 1  # overlay code of a prediction shown without a truth
+COMPARE_LEGEND = display.legend_html(
+    [*zip(display.ERROR_CMAP, ("TP", "FP", "FN"), strict=True), (display.PRED_COLOR, "prediction (no truth)")],
+    "· boxes: each round's crop (dark = early)")
 DIVERGING = "RdBu_r"
 SALIENCY_CAPTION = (
     "<b>What the fine net sees</b> (the paper's Figure 5). The fine net reads three neighbouring slices "
     "(channels j−1, j, j+1). Before it does, each channel X is multiplied by weights g(P) computed from the "
     "previous round's probability P: white = 1 = unchanged, red &gt; 1 = brightened, blue &lt; 1 = dimmed. "
     "The difference X⊙g(P) − X shows where the previous round's guess changed the input.")
-
-
-def _note(text: str) -> pn.pane.HTML:
-    """A line of text (HTML: nothing parsed per update)."""
-    return pn.pane.HTML(f"<p>{text}</p>", margin=(0, 10))
 
 
 def explanation_pane(state: SessionState) -> pn.pane.Alert:
@@ -287,12 +285,7 @@ class ComparePanel(GridPanel):
         self._drawn = key
         where = (f"{s.view} slice {index}: where the two final masks differ most" if differs is not None
                  else f"{s.view} slice {index} (the two final masks agree on every slice)")
-        self.where.object = (f"<div data-testid='compare-where'>{where}</div><div class='legend'>"
-                             f"<span style='color:{display.ERROR_COLORS[display.TP]}'>■ TP</span> "
-                             f"<span style='color:{display.ERROR_COLORS[display.FP]}'>■ FP</span> "
-                             f"<span style='color:{display.ERROR_COLORS[display.FN]}'>■ FN</span> "
-                             f"<span style='color:{display.PRED_COLOR}'>■ prediction (no truth)</span> "
-                             "· boxes: each round's crop (dark = early)</div>")
+        self.where.object = f"<div data-testid='compare-where'>{where}</div>{COMPARE_LEGEND}"
         runs = ((s.model, s.rounds), (s.compare_model, s.compare_rounds))
         names = [s.choice(key).method.upper() for key, _ in runs]
         self.chart.object = dsc_comparison_svg(dict(zip(names, (r for _, r in runs), strict=True)), s.stop_dsc())

@@ -28,8 +28,7 @@ from rstn_core.types import ALL_VIEWS, View
 from . import display
 from .tables import rounds_table_html
 
-ERROR_CMAP = ListedColormap([display.ERROR_COLORS[display.TP], display.ERROR_COLORS[display.FP],
-                             display.ERROR_COLORS[display.FN]])
+ERROR_CMAP = ListedColormap(display.ERROR_CMAP)
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
@@ -124,11 +123,6 @@ def saliency_figure(saliency: Any, case, view: View, span: float = 0.1, differen
     return _png(fig)
 
 
-def curves_figure(series: dict[str, Sequence[Any]], stop_dsc: float) -> str:
-    """:func:`curves_plot` as a PNG data URI."""
-    return _png(curves_plot(series, stop_dsc))
-
-
 def curves_plot(series: dict[str, Sequence[Any]], stop_dsc: float) -> Figure:
     """Inter-round DSC and DSC vs truth per round for each method, each in its own colours; the legend
     beside the axes."""
@@ -197,7 +191,7 @@ def build_report(case, rounds: Sequence[Any], *, slices: dict[View, int], clim: 
             parts.append(_method_section(f"{baseline_name} (baseline)", baseline, "report-baseline-summary"))
         parts.append("<h2>DSC per round</h2>")
         series = {method: rounds, **({baseline_name: baseline} if baseline else {})}
-        parts.append(_img(curves_figure(series, stop_dsc), "DSC curves", "report-curves"))
+        parts.append(_img(_png(curves_plot(series, stop_dsc)), "DSC curves", "report-curves"))
     else:
         parts.append("<p>No rounds were run; the images show the CT and the ground truth only.</p>")
     parts.append("<h2>Views at the organ's slices, every round</h2>")

@@ -43,19 +43,15 @@ from .state import SessionState
 RENDER_JS = (Path(__file__).with_name("slice_render.js")).read_text(encoding="utf-8")
 CLEAR = "rgba(0, 0, 0, 0)"
 # overlay codes drawn by slice_render.js: 1 TP, 2 FP, 3 FN, 4 truth, 5 prediction (0 = transparent)
-OVERLAY_PALETTE = [display.ERROR_COLORS[display.TP], display.ERROR_COLORS[display.FP],
-                   display.ERROR_COLORS[display.FN], display.TRUTH_COLOR, display.PRED_COLOR]
+OVERLAY_PALETTE = [*display.ERROR_CMAP, display.TRUTH_COLOR, display.PRED_COLOR]
 
 
 def legend_html() -> str:
-    return (
-        "<div class='legend'>"
-        f"<span style='color:{display.ERROR_COLORS[display.TP]}'>■ TP (found)</span> "
-        f"<span style='color:{display.ERROR_COLORS[display.FP]}'>■ FP (extra)</span> "
-        f"<span style='color:{display.ERROR_COLORS[display.FN]}'>■ FN (missed)</span> "
-        f"<span style='color:{display.TRUTH_COLOR}'>■ truth</span> "
-        f"<span style='color:{display.PRED_COLOR}'>■ prediction</span> · boxes: where each round zoomed in "
-        "(round 1 is cut from round 0's mask; dark = early)</div>")
+    return display.legend_html(
+        [(display.ERROR_COLORS[display.TP], "TP (found)"), (display.ERROR_COLORS[display.FP], "FP (extra)"),
+         (display.ERROR_COLORS[display.FN], "FN (missed)"), (display.TRUTH_COLOR, "truth"),
+         (display.PRED_COLOR, "prediction")],
+        "· boxes: where each round zoomed in (round 1 is cut from round 0's mask; dark = early)")
 
 
 class KeyNav(pn.custom.JSComponent):
